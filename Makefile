@@ -1,0 +1,43 @@
+# The two commands a newcomer needs: `make run` (serve the demo on SQLite) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEV := MORALCREDIT_ENV=development
+
+.PHONY: run test lint bench install install-dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.run-deps: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-deps: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.run-deps
+install-dev: $(VENV)/.dev-deps
+
+## Install, migrate, seed the demo county if the database is empty, serve on http://127.0.0.1:5000
+run: install
+	$(DEV) $(BIN)/flask --app wsgi db upgrade
+	$(DEV) $(BIN)/flask --app wsgi demo seed
+	$(DEV) $(BIN)/flask --app wsgi run --host 127.0.0.1 --port 5000
+
+## Install everything and run the whole suite (SQLite, PostgreSQL when reachable, Chromium when installed)
+test: install-dev
+	scripts/test
+
+lint: install-dev
+	$(BIN)/ruff check .
+
+## Benchmarks print figures; they are never part of the test suite
+bench: install-dev
+	$(BIN)/python bench/bench_auth.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache tests/artifacts

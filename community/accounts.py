@@ -1,0 +1,238 @@
+"""Accounts: sign-up, sign-in with limits, passwords, API tokens and the personal code.
+
+Sign-in limits live in the database (`login_attempt`, `users.failed_logins/locked_until`) so that
+every app process and host shares them: a per-account lock-out after repeated failures, and a
+generous per-address limit (a village office or kiosk shares one address).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.exc import IntegrityError
+
+from community import codes, pii
+from community.messages import MESSAGES
+from community.models import LoginAttempt, Region, User
+from core import audit
+from core.db import db, unit_of_work
+from core.errors import Conflict, Invalid, RateLimited, Unauthorized
+from core.security import hash_password, issue_api_token, password_problems, verify_password
+
+
+def snapshot(user: User) -> dict:
+    """What the audit log keeps of a person: never the password hash or a full ID number."""
+    return {
+        "name": user.name,
+        "phone": pii.mask_phone(user.phone),
+        "region_id": user.region_id,
+        "household_id": user.household_id,
+        "active": user.active,
+        "consent_public_name": user.consent_public_name,
+    }
+
+
+def register(
+    *,
+    phone: str,
+    name: str,
+    password: str,
+    region_code: str,
+    id_number: str | None = None,
+    guardian_consent: bool = False,
+    consent_public_name: bool = False,
+    now: datetime,
+    actor: User | None = None,
+    password_hash: str | None = None,
+) -> User:
+    """Create a resident. `password_hash` lets the demo seed reuse one hash for speed."""
+    errors: dict[str, list[str]] = {}
+    phone = phone.strip()
+    name = name.strip()
+    if not pii.PHONE.match(phone):
+        errors["phone"] = ["请输入 11 位手机号"]
+    if not name or len(name) > 32:
+        errors["name"] = ["请填写真实姓名（不超过 32 字）"]
+    if password_hash is None and (problems := password_problems(password, phone=phone)):
+        errors["password"] = problems
+    digest = masked = None
+    if id_number:
+        id_number = pii.normalize_id_number(id_number)
+        if problem := pii.id_number_problem(id_number):
+            errors["id_number"] = [problem]
+        else:
+            born = pii.birth_date(id_number)
+            if born and pii.age_on(born, now.date()) < 14 and not guardian_consent:
+                errors["guardian_consent"] = [MESSAGES["guardian_consent_required"]]
+            digest, masked = pii.id_digest(id_number), pii.mask_id(id_number)
+    if errors:
+        raise Invalid(errors=errors)
+
+    try:
+        return _insert_user(
+            phone=phone,
+            name=name,
+            password=password,
+            password_hash=password_hash,
+            region_code=region_code,
+            digest=digest,
+            masked=masked,
+            guardian_consent=guardian_consent,
+            consent_public_name=consent_public_name,
+            now=now,
+            actor=actor,
+        )
+    except IntegrityError as exc:
+        # Two sign-ups with one phone at once: the unique index decides, the loser is told plainly.
+        raise Conflict("phone_taken") from exc
+
+
+def _insert_user(
+    *,
+    phone: str,
+    name: str,
+    password: str,
+    password_hash: str | None,
+    region_code: str,
+    digest: str | None,
+    masked: str | None,
+    guardian_consent: bool,
+    consent_public_name: bool,
+    now: datetime,
+    actor: User | None,
+) -> User:
+    with unit_of_work() as session:
+        region = session.scalar(sa.select(Region).where(Region.code == region_code))
+        if region is None:
+            raise Invalid(errors={"region_code": [MESSAGES["region_not_found"]]})
+        if session.scalar(sa.select(User.id).where(User.phone == phone)):
+            raise Conflict("phone_taken")
+        if digest and session.scalar(sa.select(User.id).where(User.id_number_digest == digest)):
+            raise Conflict("id_number_taken")
+        user = User(
+            phone=phone,
+            name=name,
+            password_hash=password_hash or hash_password(password),
+            id_number_digest=digest,
+            id_number_masked=masked,
+            region=region,
+            guardian_consent=guardian_consent,
+            consent_public_name=consent_public_name,
+            created_at=now,
+            password_changed_at=now,
+        )
+        session.add(user)
+        session.flush()
+        # The volunteer number is the public identifier (never the ID number, DESIGN §8).
+        user.volunteer_no = f"ZY{user.id:08d}"
+        audit.record(
+            "user.register", "user", user.id, actor=actor or user, after=snapshot(user), region_id=region.id, now=now
+        )
+    return user
+
+
+def _address_attempts(session, ip: str, since: datetime, *, failures_only: bool) -> int:
+    query = sa.select(sa.func.count()).select_from(LoginAttempt).where(LoginAttempt.ip == ip, LoginAttempt.at >= since)
+    if failures_only:
+        query = query.where(LoginAttempt.ok.is_(False))
+    return session.scalar(query) or 0
+
+
+def authenticate(phone: str, password: str, *, ip: str, now: datetime) -> User:
+    """Check a phone and password under the sign-in limits; return the user or raise 401/429.
+
+    The slow password check runs before the write transaction, so that sign-ins do not queue
+    behind each other's hashing; the counters are then moved with guarded UPDATEs.
+    """
+    config = current_app.config
+    phone = (phone or "").strip()[:20]
+    ip = (ip or "unknown")[:64]
+    session = db.session
+    minute_ago = now - timedelta(minutes=1)
+    if (
+        _address_attempts(session, ip, minute_ago, failures_only=False) >= config["LOGIN_PER_ADDRESS_PER_MINUTE"]
+        or _address_attempts(session, ip, minute_ago, failures_only=True)
+        >= config["LOGIN_FAILURES_PER_ADDRESS_PER_MINUTE"]
+    ):
+        raise RateLimited(retry_after=60)
+    user = session.scalar(sa.select(User).where(User.phone == phone))
+    if user is not None and user.locked_until is not None and user.locked_until > now:
+        raise RateLimited("account_locked", retry_after=int((user.locked_until - now).total_seconds()))
+    ok = verify_password(user.password_hash if user else None, password or "") and user is not None
+    user_id = user.id if user is not None else None
+    outcome: Exception | None = None
+    with unit_of_work() as session:
+        session.add(LoginAttempt(at=now, ip=ip, phone=phone, ok=ok and user.active))
+        if user_id is not None and not ok:
+            failures = session.scalar(
+                sa.update(User)
+                .where(User.id == user_id)
+                .values(failed_logins=User.failed_logins + 1)
+                .returning(User.failed_logins)
+            )
+            if failures >= config["LOGIN_MAX_FAILURES"]:
+                until = now + timedelta(minutes=config["LOGIN_LOCK_MINUTES"])
+                session.execute(sa.update(User).where(User.id == user_id).values(failed_logins=0, locked_until=until))
+                audit.record(
+                    "user.locked", "user", user_id, after={"locked_until": until}, region_id=user.region_id, now=now
+                )
+        elif ok and user.active:
+            session.execute(
+                sa.update(User).where(User.id == user_id).values(failed_logins=0, locked_until=None, last_login_at=now)
+            )
+        if not ok:
+            outcome = Unauthorized("bad_credentials")
+        elif not user.active:
+            outcome = Unauthorized("account_disabled")
+    # The attempt is committed before a refusal is raised, so failures count across processes.
+    if outcome is not None:
+        raise outcome
+    return session.get(User, user_id)
+
+
+def change_password(user: User, *, old: str, new: str, now: datetime) -> None:
+    """Set a new password; every API token, session and personal code issued before is void."""
+    if not verify_password(user.password_hash, old):
+        raise Invalid("wrong_password", errors={"old_password": [MESSAGES["wrong_password"]]})
+    if problems := password_problems(new, phone=user.phone):
+        raise Invalid("weak_password", errors={"new_password": problems})
+    with unit_of_work() as session:
+        user = session.get(User, user.id, with_for_update=True)
+        user.password_hash = hash_password(new)
+        user.token_version += 1
+        user.password_changed_at = now
+        audit.record("user.password_changed", "user", user.id, actor=user, region_id=user.region_id, now=now)
+
+
+def api_token(user: User, now: datetime) -> tuple[str, datetime]:
+    return issue_api_token(user.id, user.token_version, now)
+
+
+def user_for_token(user_id: int, version: int) -> User | None:
+    user = db.session.get(User, user_id)
+    if user is None or not user.active or user.token_version != version:
+        return None
+    return user
+
+
+def user_for_session(session_id: str) -> User | None:
+    user_id, _, version = session_id.partition(":")
+    if not user_id.isdigit() or not version.isdigit():
+        return None
+    return user_for_token(int(user_id), int(version))
+
+
+def personal_code(user: User, now: datetime) -> tuple[str, datetime]:
+    return codes.issue(user.id, user.token_version, now)
+
+
+def resolve_personal_code(code: str, now: datetime) -> User:
+    """The active user a scanned personal code belongs to (kiosk, counter), or Invalid."""
+
+    def version_of(user_id: int) -> int | None:
+        user = db.session.get(User, user_id)
+        return user.token_version if user is not None and user.active else None
+
+    return db.session.get(User, codes.verify(code, now, version_of))

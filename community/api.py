@@ -1,0 +1,165 @@
+"""JSON routes for accounts, people and places (API.md "Auth and people"). Thin: load, call, dump."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Response, request
+
+from community import accounts, services
+from community.models import Department, Region, RoleGrant
+from community.schemas import (
+    CodeSchema,
+    DepartmentQuery,
+    DepartmentSchema,
+    GrantRequestSchema,
+    GrantSchema,
+    RegionQuery,
+    RegionSchema,
+    RegisterSchema,
+    RoleQuery,
+    TokenRequestSchema,
+    TokenSchema,
+    UserSchema,
+)
+from core.api import endpoint, paginate, token_user_loader
+from core.db import db, utcnow
+from core.errors import NotFound
+from core.qr import qr_png
+from core.security import authorize
+
+token_user_loader(accounts.user_for_token)
+
+
+@endpoint(
+    "/auth/register",
+    "POST",
+    body=RegisterSchema,
+    response=UserSchema,
+    status=201,
+    auth=False,
+    errors=(409,),
+    tag="auth",
+)
+def register(user, data):
+    """Register a resident (real name and phone)."""
+    return accounts.register(now=utcnow(), **data)
+
+
+@endpoint(
+    "/auth/token", "POST", body=TokenRequestSchema, response=TokenSchema, auth=False, errors=(401, 429), tag="auth"
+)
+def token(user, data):
+    """Exchange a phone and password for a bearer token."""
+    now = utcnow()
+    signed_in = accounts.authenticate(data["phone"], data["password"], ip=request.remote_addr or "", now=now)
+    value, expires_at = accounts.api_token(signed_in, now)
+    return {"token": value, "expires_at": expires_at, "user": signed_in}
+
+
+@endpoint("/me", response=UserSchema, tag="auth")
+def me(user):
+    """The signed-in user, with roles and balance."""
+    return user
+
+
+@endpoint("/me/code", response=CodeSchema, tag="auth")
+def my_code(user):
+    """The personal QR payload: signed, changes every minute."""
+    code, expires_at = accounts.personal_code(user, utcnow())
+    return {"code": code, "expires_at": expires_at}
+
+
+@endpoint("/me/code.png", content_type="image/png", tag="auth")
+def my_code_png(user):
+    """The personal QR as a PNG image."""
+    code, _ = accounts.personal_code(user, utcnow())
+    response = Response(qr_png(code), mimetype="image/png")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@endpoint("/roles", "POST", body=GrantRequestSchema, response=GrantSchema, status=201, errors=(404, 409), tag="people")
+def grant_role(user, data):
+    """Grant a role with a scope (admins, within their own scope)."""
+    return services.grant_role(actor=user, now=utcnow(), **data)
+
+
+@endpoint("/roles", query=RoleQuery, response=GrantSchema, paged=True, tag="people")
+def list_roles(user, query):
+    """Role grants inside the caller's admin scope."""
+    authorize(user, "admin")
+    roots = services.admin_regions(user, roles=("admin",))
+    region_ids = sa.union(*[services.region_ids_in(r) for r in roots]) if roots else sa.select(sa.null())
+    dept_ids = sa.select(Department.id).where(Department.region_id.in_(region_ids))
+    select = (
+        sa.select(RoleGrant)
+        .where(
+            sa.or_(
+                sa.and_(RoleGrant.scope_type == "region", RoleGrant.scope_id.in_(region_ids)),
+                sa.and_(RoleGrant.scope_type == "department", RoleGrant.scope_id.in_(dept_ids)),
+            )
+        )
+        .order_by(RoleGrant.id)
+    )
+    if "user_id" in query:
+        select = select.where(RoleGrant.user_id == query["user_id"])
+    return paginate(select, query, db.session)
+
+
+@endpoint("/roles/<int:grant_id>", "DELETE", status=204, errors=(404,), tag="people")
+def revoke_role(user, grant_id):
+    """Revoke a role grant (admins, within their own scope)."""
+    services.revoke_role(actor=user, grant_id=grant_id, now=utcnow())
+    return Response(status=204)
+
+
+@endpoint("/regions", query=RegionQuery, response=RegionSchema, paged=True, auth=False, tag="people")
+def list_regions(user, query):
+    """Regions, filtered by parent, level, subtree or name (public: sign-up needs them)."""
+    select = sa.select(Region).order_by(Region.path)
+    if "parent_code" in query:
+        parent = services.region_by_code(query["parent_code"])
+        select = select.where(Region.parent_id == (parent.id if parent else -1))
+    if "within" in query:
+        root = services.region_by_code(query["within"])
+        select = select.where(services.subtree(root)) if root else select.where(sa.false())
+    if "level" in query:
+        select = select.where(Region.level == query["level"])
+    if query.get("q"):
+        select = select.where(Region.name.contains(query["q"], autoescape=True))
+    return paginate(select, query, db.session)
+
+
+@endpoint("/regions", "POST", body=RegionSchema, response=RegionSchema, status=201, errors=(409,), tag="people")
+def create_region(user, data):
+    """Add a region below one the admin manages."""
+    return services.create_region(actor=user, now=utcnow(), **data)
+
+
+@endpoint("/regions/<code>", response=RegionSchema, auth=False, errors=(404,), tag="people")
+def get_region(user, code):
+    """One region by its code."""
+    region = services.region_by_code(code)
+    if region is None:
+        raise NotFound("region_not_found")
+    return region
+
+
+@endpoint("/departments", query=DepartmentQuery, response=DepartmentSchema, paged=True, auth=False, tag="people")
+def list_departments(user, query):
+    """Departments, optionally only those in a region's subtree."""
+    select = sa.select(Department).join(Department.region).order_by(Region.path, Department.id)
+    if "region_code" in query:
+        root = services.region_by_code(query["region_code"])
+        select = select.where(services.subtree(root)) if root else select.where(sa.false())
+    if query.get("q"):
+        select = select.where(Department.name.contains(query["q"], autoescape=True))
+    return paginate(select, query, db.session)
+
+
+@endpoint(
+    "/departments", "POST", body=DepartmentSchema, response=DepartmentSchema, status=201, errors=(409,), tag="people"
+)
+def create_department(user, data):
+    """Add a department in a region the admin manages."""
+    return services.create_department(actor=user, now=utcnow(), **data)

@@ -1,0 +1,63 @@
+"""The personal code (会员码): a signed, short-lived QR payload that identifies a resident.
+
+`MC1.<user id>.<minute step>.<signature>`: upper-case letters, digits and dots only, so that it
+fits QR alphanumeric mode and a keyboard-wedge scanner types it faithfully. The signature is an
+HMAC over the user, their token version (a password change voids old codes) and the step. A code
+changes every minute and is accepted one step either side (clock skew), then refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from flask import current_app
+
+from core.errors import Invalid
+from core.security import derived_key
+
+PREFIX = "MC1"
+
+
+def _step(now: datetime) -> int:
+    return int(now.timestamp()) // current_app.config["PERSONAL_CODE_STEP_SECONDS"]
+
+
+def _signature(user_id: int, version: int, step: int) -> str:
+    mac = hmac.new(derived_key("personal-code"), f"{user_id}.{version}.{step}".encode(), hashlib.sha256)
+    return base64.b32encode(mac.digest()[:10]).decode()
+
+
+def issue(user_id: int, version: int, now: datetime) -> tuple[str, datetime]:
+    """The code to show now, and when it stops being accepted."""
+    step = _step(now)
+    seconds = current_app.config["PERSONAL_CODE_STEP_SECONDS"]
+    skew = current_app.config["PERSONAL_CODE_SKEW_STEPS"]
+    expires = datetime.fromtimestamp((step + 1 + skew) * seconds, UTC)
+    return f"{PREFIX}.{user_id}.{step}.{_signature(user_id, version, step)}", expires
+
+
+def parse(code: str) -> tuple[int, int, str]:
+    """Split a code into (user id, step, signature) or raise Invalid('code_invalid')."""
+    parts = code.strip().upper().split(".")
+    if len(parts) != 4 or parts[0] != PREFIX or not parts[1].isdigit() or not parts[2].isdigit():
+        raise Invalid("code_invalid")
+    return int(parts[1]), int(parts[2]), parts[3]
+
+
+def verify(code: str, now: datetime, lookup: Callable[[int], int | None]) -> int:
+    """Return the user id of a valid code, or raise Invalid('code_invalid' | 'code_expired').
+
+    `lookup(user_id)` gives the signer's current token version, or None for no such active user.
+    """
+    user_id, step, signature = parse(code)
+    version = lookup(user_id)
+    if version is None or not hmac.compare_digest(signature, _signature(user_id, version, step)):
+        raise Invalid("code_invalid")
+    skew = current_app.config["PERSONAL_CODE_SKEW_STEPS"]
+    if abs(_step(now) - step) > skew:
+        raise Invalid("code_expired")
+    return user_id

@@ -1,0 +1,25 @@
+"""The Chinese text of the people-and-places domain's error codes (one place, to translate)."""
+
+from core.errors import register_messages
+
+MESSAGES = {
+    "bad_credentials": "手机号或密码不正确",
+    "account_locked": "密码错误次数过多，账号已暂时锁定",
+    "account_disabled": "账号已停用",
+    "phone_taken": "该手机号已注册",
+    "id_number_taken": "该身份证号已注册",
+    "guardian_consent_required": "未满 14 周岁需经监护人同意方可注册",
+    "weak_password": "密码不符合要求",
+    "wrong_password": "原密码不正确",
+    "region_not_found": "找不到该地区",
+    "region_code_taken": "地区编码已存在",
+    "region_level_invalid": "地区层级须低于上级地区",
+    "department_taken": "该地区已有同名部门",
+    "scope_not_found": "找不到授权范围",
+    "role_scope_invalid": "该角色不能按此范围授权",
+    "role_exists": "该用户已有此授权",
+    "code_invalid": "二维码无效",
+    "code_expired": "二维码已过期，请刷新后再扫",
+}
+
+register_messages(MESSAGES)

@@ -1,0 +1,115 @@
+"""What comes in and goes out of the people-and-places API (marshmallow)."""
+
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from community import pii
+from community.models import LEVEL_RANK, ROLES, SCOPE_TYPES
+from community.services import scope_label
+from core.api import BaseSchema, PageQuery
+
+REQUIRED = {"required": "必填"}
+
+
+class RegisterSchema(BaseSchema):
+    phone = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(max=20))
+    name = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(min=1, max=32))
+    password = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(max=128))
+    region_code = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(max=32))
+    id_number = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=18))
+    guardian_consent = fields.Boolean(load_default=False)
+    consent_public_name = fields.Boolean(load_default=False)
+
+
+class TokenRequestSchema(BaseSchema):
+    phone = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(max=20))
+    password = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(max=128))
+
+
+def grant_scope_id(grant) -> str | int:
+    return scope_label(grant)
+
+
+class RoleOutSchema(BaseSchema):
+    id = fields.Integer()
+    role = fields.String()
+    scope_type = fields.String()
+    scope_id = fields.Function(grant_scope_id)
+
+
+class UserSchema(BaseSchema):
+    """A user as they see themselves (`/me`), or as an admin sees a resident of their region."""
+
+    id = fields.Integer()
+    name = fields.String()
+    phone = fields.Function(lambda user: pii.mask_phone(user.phone))
+    region_code = fields.String()
+    volunteer_no = fields.String()
+    id_number = fields.String(attribute="id_number_masked", allow_none=True)
+    household_id = fields.Integer(allow_none=True)
+    consent_public_name = fields.Boolean()
+    roles = fields.Function(
+        lambda user: RoleOutSchema(many=True, only=("role", "scope_type", "scope_id")).dump(user.grants)
+    )
+    balance = fields.Function(lambda user: balance_of(user))
+    created_at = fields.DateTime()
+
+
+def balance_of(user) -> int:
+    from community.balances import balance
+
+    return balance(user)
+
+
+class TokenSchema(BaseSchema):
+    token = fields.String()
+    expires_at = fields.DateTime()
+    user = fields.Nested(UserSchema)
+
+
+class CodeSchema(BaseSchema):
+    code = fields.String()
+    expires_at = fields.DateTime()
+
+
+class GrantRequestSchema(BaseSchema):
+    user_id = fields.Integer(required=True, error_messages=REQUIRED, strict=True)
+    role = fields.String(required=True, error_messages=REQUIRED, validate=validate.OneOf(ROLES))
+    scope_type = fields.String(required=True, error_messages=REQUIRED, validate=validate.OneOf(SCOPE_TYPES))
+    scope_id = fields.Raw(required=True, error_messages=REQUIRED)
+
+
+class GrantSchema(RoleOutSchema):
+    user_id = fields.Integer()
+    created_at = fields.DateTime()
+
+
+class RoleQuery(PageQuery):
+    user_id = fields.Integer()
+
+
+class RegionSchema(BaseSchema):
+    id = fields.Integer(dump_only=True)
+    code = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(min=2, max=32))
+    name = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(min=1, max=64))
+    level = fields.String(required=True, error_messages=REQUIRED, validate=validate.OneOf(list(LEVEL_RANK)))
+    parent_code = fields.String(load_default=None, allow_none=True)
+
+
+class RegionQuery(PageQuery):
+    parent_code = fields.String()
+    level = fields.String(validate=validate.OneOf(list(LEVEL_RANK)))
+    within = fields.String(metadata={"description": "a region code: only its subtree"})
+    q = fields.String(validate=validate.Length(max=64))
+
+
+class DepartmentSchema(BaseSchema):
+    id = fields.Integer(dump_only=True)
+    name = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(min=1, max=64))
+    region_code = fields.String(required=True, error_messages=REQUIRED)
+
+
+class DepartmentQuery(PageQuery):
+    region_code = fields.String(metadata={"description": "only departments in this region's subtree"})
+    q = fields.String(validate=validate.Length(max=64))

@@ -1,0 +1,302 @@
+"""Pages for residents and admins: sign-up, sign-in, my code, password, and region administration.
+
+Thin like the API: read the form, call the same service, render. Service refusals come back as
+field errors on the same page (a friendly message, never a 500).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from community import accounts, pii, services
+from community.models import LEVEL_NAMES, LEVEL_RANK, ROLE_NAMES, ROLE_SCOPES, Department, Region, RoleGrant, User
+from core.db import db, utcnow
+from core.errors import DomainError, RateLimited, Unauthorized
+from core.security import authorize
+
+bp = Blueprint("community", __name__)
+
+
+def _errors(error: DomainError) -> dict[str, list[str]]:
+    return error.errors or {"_": [error.detail]}
+
+
+def _safe_next(target: str | None) -> str:
+    # Only same-site relative paths: never an open redirect.
+    if target and target.startswith("/") and not target.startswith("//"):
+        return target
+    return url_for("community.home")
+
+
+def _leaf_regions() -> list[Region]:
+    return list(
+        db.session.scalars(
+            sa.select(Region).where(Region.level.in_(("village", "community", "grid"))).order_by(Region.path)
+        )
+    )
+
+
+@bp.get("/")
+def home():
+    return render_template("community/home.html", role_names=ROLE_NAMES)
+
+
+@bp.get("/privacy")
+def privacy():
+    return render_template("community/privacy.html")
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+def signup():
+    form: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        form = request.form.to_dict()
+        if not form.get("agree"):
+            errors["agree"] = ["请阅读并同意个人信息保护说明"]
+        else:
+            try:
+                user = accounts.register(
+                    phone=form.get("phone", ""),
+                    name=form.get("name", ""),
+                    password=form.get("password", ""),
+                    region_code=form.get("region_code", ""),
+                    id_number=form.get("id_number") or None,
+                    guardian_consent=bool(form.get("guardian_consent")),
+                    consent_public_name=bool(form.get("consent_public_name")),
+                    now=utcnow(),
+                )
+            except DomainError as error:
+                errors = _errors(error)
+            else:
+                login_user(user)
+                flash(f"注册成功！您的志愿者编号是 {user.volunteer_no}", "success")
+                return redirect(url_for("community.home"))
+    status = 422 if errors else 200
+    return render_template("community/signup.html", form=form, errors=errors, regions=_leaf_regions()), status
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    form: dict[str, Any] = {}
+    error = None
+    status = 200
+    if request.method == "POST":
+        form = request.form.to_dict()
+        try:
+            user = accounts.authenticate(
+                form.get("phone", ""), form.get("password", ""), ip=request.remote_addr or "", now=utcnow()
+            )
+        except (Unauthorized, RateLimited) as exc:
+            error, status = exc.detail, exc.status
+        else:
+            login_user(user)
+            return redirect(_safe_next(request.args.get("next")))
+    return render_template("community/login.html", form=form, error=error), status
+
+
+@bp.post("/logout")
+def logout():
+    logout_user()
+    flash("您已安全退出", "info")
+    return redirect(url_for("community.login"))
+
+
+@bp.get("/my/code")
+@login_required
+def my_code():
+    code, expires_at = accounts.personal_code(current_user, utcnow())
+    return render_template("community/my_code.html", code=code, expires_at=expires_at)
+
+
+@bp.route("/my/password", methods=["GET", "POST"])
+@login_required
+def change_password():
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        try:
+            accounts.change_password(
+                current_user,
+                old=request.form.get("old_password", ""),
+                new=request.form.get("new_password", ""),
+                now=utcnow(),
+            )
+        except DomainError as error:
+            errors = _errors(error)
+        else:
+            logout_user()
+            flash("密码已修改，请用新密码登录", "success")
+            return redirect(url_for("community.login"))
+    return render_template("community/password.html", errors=errors), (422 if errors else 200)
+
+
+# Administration ------------------------------------------------------------------------------
+
+
+def _admin_roots() -> list[Region]:
+    authorize(current_user, "admin")
+    return services.admin_regions(current_user, roles=("admin",))
+
+
+@bp.get("/admin/")
+@login_required
+def admin_home():
+    roots = _admin_roots()
+    regions = list(
+        db.session.scalars(sa.select(Region).where(sa.or_(*[services.subtree(r) for r in roots])).order_by(Region.path))
+    )
+    counts = dict(
+        db.session.execute(
+            sa.select(User.region_id, sa.func.count())
+            .where(User.region_id.in_([r.id for r in regions]))
+            .group_by(User.region_id)
+        ).all()
+    )
+    return render_template(
+        "community/admin_regions.html",
+        roots=roots,
+        regions=regions,
+        counts=counts,
+        level_names=LEVEL_NAMES,
+        levels=list(LEVEL_RANK),
+        errors={},
+        form={},
+    )
+
+
+@bp.post("/admin/regions")
+@login_required
+def admin_create_region():
+    _admin_roots()
+    form = request.form.to_dict()
+    try:
+        region = services.create_region(
+            actor=current_user,
+            code=form.get("code", ""),
+            name=form.get("name", ""),
+            level=form.get("level", ""),
+            parent_code=form.get("parent_code") or None,
+            now=utcnow(),
+        )
+    except DomainError as error:
+        flash("；".join(m for ms in _errors(error).values() for m in ms), "error")
+    else:
+        flash(f"已添加{region.level_name}「{region.name}」", "success")
+    return redirect(url_for("community.admin_home"))
+
+
+@bp.route("/admin/departments", methods=["GET", "POST"])
+@login_required
+def admin_departments():
+    roots = _admin_roots()
+    if request.method == "POST":
+        try:
+            department = services.create_department(
+                actor=current_user,
+                name=request.form.get("name", ""),
+                region_code=request.form.get("region_code", ""),
+                now=utcnow(),
+            )
+        except DomainError as error:
+            flash("；".join(m for ms in _errors(error).values() for m in ms), "error")
+        else:
+            flash(f"已添加部门「{department.name}」", "success")
+        return redirect(url_for("community.admin_departments"))
+    scope = sa.or_(*[services.subtree(r) for r in roots])
+    departments = list(
+        db.session.scalars(
+            sa.select(Department).join(Department.region).where(scope).order_by(Region.path, Department.name)
+        )
+    )
+    regions = list(db.session.scalars(sa.select(Region).where(scope).order_by(Region.path)))
+    return render_template("community/admin_departments.html", departments=departments, regions=regions)
+
+
+@bp.route("/admin/roles", methods=["GET", "POST"])
+@login_required
+def admin_roles():
+    roots = _admin_roots()
+    if request.method == "POST":
+        form = request.form
+        try:
+            user_id = int(form.get("user_id", "0") or 0)
+            services.grant_role(
+                actor=current_user,
+                user_id=user_id,
+                role=form.get("role", ""),
+                scope_type=form.get("scope_type", ""),
+                scope_id=form.get("scope_id", ""),
+                now=utcnow(),
+            )
+        except ValueError:
+            flash("请选择用户", "error")
+        except DomainError as error:
+            flash("；".join(m for ms in _errors(error).values() for m in ms), "error")
+        else:
+            flash("授权成功", "success")
+        return redirect(url_for("community.admin_roles", q=form.get("q", "")))
+    scope = sa.or_(*[services.subtree(r) for r in roots])
+    region_ids = sa.select(Region.id).where(scope)
+    dept_ids = sa.select(Department.id).where(Department.region_id.in_(region_ids))
+    grants = list(
+        db.session.scalars(
+            sa.select(RoleGrant)
+            .where(
+                sa.or_(
+                    sa.and_(RoleGrant.scope_type == "region", RoleGrant.scope_id.in_(region_ids)),
+                    sa.and_(RoleGrant.scope_type == "department", RoleGrant.scope_id.in_(dept_ids)),
+                )
+            )
+            .order_by(RoleGrant.id)
+        )
+    )
+    q = request.args.get("q", "").strip()
+    people: list[User] = []
+    if q:
+        people = list(
+            db.session.scalars(
+                sa.select(User)
+                .join(User.region)
+                .where(
+                    scope,
+                    sa.or_(
+                        User.name.contains(q, autoescape=True),
+                        User.phone.contains(q, autoescape=True),
+                        User.volunteer_no == q,
+                    ),
+                )
+                .order_by(User.id)
+                .limit(20)
+            )
+        )
+    regions = list(db.session.scalars(sa.select(Region).where(scope).order_by(Region.path)))
+    departments = list(db.session.scalars(sa.select(Department).where(Department.region_id.in_(region_ids))))
+    return render_template(
+        "community/admin_roles.html",
+        grants=grants,
+        people=people,
+        q=q,
+        regions=regions,
+        departments=departments,
+        role_names=ROLE_NAMES,
+        role_scopes=ROLE_SCOPES,
+        scope_label=services.scope_label,
+        mask_phone=pii.mask_phone,
+    )
+
+
+@bp.post("/admin/roles/<int:grant_id>/revoke")
+@login_required
+def admin_revoke_role(grant_id: int):
+    _admin_roots()
+    try:
+        services.revoke_role(actor=current_user, grant_id=grant_id, now=utcnow())
+    except DomainError as error:
+        flash(error.detail, "error")
+    else:
+        flash("已撤销授权", "success")
+    return redirect(url_for("community.admin_roles"))

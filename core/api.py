@@ -1,0 +1,304 @@
+"""The JSON API toolkit: one decorator declares a route, its schemas and its auth.
+
+`@endpoint(...)` loads and validates the body and query with marshmallow (400 for malformed JSON,
+422 with per-field errors), authenticates the caller (bearer token, or the page session plus a CSRF
+token for unsafe methods), calls the view and dumps its result. The same declarations generate the
+OpenAPI document, so the contract and the code cannot drift apart. No domain knowledge here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import wraps
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Blueprint, Response, g, jsonify, request
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+from core.errors import BadRequest, Invalid, Unauthorized
+from core.extensions import csrf
+from core.security import read_api_token
+
+api = Blueprint("api", __name__, url_prefix="/api/v1")
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+class BaseSchema(Schema):
+    """Requests may carry fields we do not know (newer clients); they are ignored, never stored."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+class PageQuery(BaseSchema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1))
+
+
+class ProblemSchema(Schema):
+    type = fields.String()
+    title = fields.String()
+    status = fields.Integer()
+    detail = fields.String()
+    code = fields.String()
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+
+
+@dataclass
+class Page:
+    items: Sequence[Any]
+    page: int
+    per_page: int
+    total: int
+
+
+def paginate(select: Any, query: dict[str, Any], session: Any) -> Page:
+    """Run a SELECT for one page (per_page capped at 100) and count the whole."""
+    import sqlalchemy as sa
+
+    page = query.get("page", 1)
+    per_page = min(query.get("per_page", 20), 100)
+    total = session.scalar(sa.select(sa.func.count()).select_from(select.order_by(None).subquery()))
+    items = session.scalars(select.limit(per_page).offset((page - 1) * per_page)).all()
+    return Page(items, page, per_page, total or 0)
+
+
+@dataclass
+class RouteSpec:
+    rule: str
+    method: str
+    view: Callable[..., Any]
+    body: type[Schema] | None
+    query: type[Schema] | None
+    response: type[Schema] | None
+    status: int
+    auth: bool
+    many: bool
+    paged: bool
+    summary: str
+    tag: str
+    content_type: str | None = None
+    errors: tuple[int, ...] = field(default_factory=tuple)
+
+
+ROUTES: list[RouteSpec] = []
+
+_token_user_loader: Callable[[int, int], Any] | None = None
+
+
+def token_user_loader(func: Callable[[int, int], Any]) -> Callable[[int, int], Any]:
+    """Register `func(user_id, token_version) -> user or None` (the people domain does this)."""
+    global _token_user_loader
+    _token_user_loader = func
+    return func
+
+
+def authenticate() -> Any:
+    """The caller: bearer token if one is sent, else the page session (CSRF-checked if unsafe)."""
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("token_invalid")
+        user_id, version = read_api_token(token.strip())
+        user = _token_user_loader(user_id, version) if _token_user_loader else None
+        if user is None:
+            raise Unauthorized("token_invalid")
+        g._login_user = user  # what flask_login.current_user returns for this request
+        g.auth_method = "token"
+        return user
+    if current_user.is_authenticated:
+        if request.method not in SAFE_METHODS:
+            try:
+                csrf.protect()
+            except CSRFError as exc:
+                raise BadRequest("csrf_failed") from exc
+        g.auth_method = "session"
+        return current_user._get_current_object()
+    return None
+
+
+def _load_body(schema: type[Schema]) -> Any:
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        payload: Any = {}
+    else:
+        try:
+            payload = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequest("malformed_json", "请求内容不是有效的 JSON") from exc
+    return _validated(schema(), payload)
+
+
+def _validated(schema: Schema, payload: Any) -> Any:
+    if not isinstance(payload, dict):
+        raise Invalid(errors={"_schema": ["请求内容应为 JSON 对象"]})
+    try:
+        return schema.load(payload)
+    except ValidationError as exc:
+        raise Invalid(errors=_flatten(exc.messages)) from exc
+
+
+def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow nests errors by field; the contract wants `{"field": ["message", ...]}`."""
+    out: dict[str, list[str]] = {}
+    if isinstance(messages, list):
+        out[prefix or "_schema"] = [str(m) for m in messages]
+        return out
+    for key, value in messages.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict):
+            out.update(_flatten(value, name))
+        else:
+            out[name] = [str(m) for m in (value if isinstance(value, list) else [value])]
+    return out
+
+
+def endpoint(
+    rule: str,
+    method: str = "GET",
+    *,
+    body: type[Schema] | None = None,
+    query: type[Schema] | None = None,
+    response: type[Schema] | None = None,
+    status: int = 200,
+    auth: bool = True,
+    many: bool = False,
+    paged: bool = False,
+    summary: str = "",
+    tag: str = "",
+    content_type: str | None = None,
+    errors: tuple[int, ...] = (),
+    blueprint: Blueprint = api,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare a JSON route. The view gets `user`, and `data`/`query` when schemas are given."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(func)
+        def view(**kwargs: Any) -> Any:
+            user = authenticate()
+            if auth and user is None:
+                raise Unauthorized()
+            if query is not None:
+                kwargs["query"] = _validated(query(), request.args.to_dict())
+            if body is not None:
+                kwargs["data"] = _load_body(body)
+            result = func(user=user, **kwargs)
+            return _render(result, response, status, many, paged)
+
+        name = f"{func.__module__.split('.')[0]}_{func.__name__}"
+        blueprint.add_url_rule(rule, endpoint=name, view_func=view, methods=[method])
+        ROUTES.append(
+            RouteSpec(
+                blueprint.url_prefix + rule if blueprint.url_prefix else rule,
+                method,
+                func,
+                body,
+                query,
+                response,
+                status,
+                auth,
+                many,
+                paged,
+                summary or (func.__doc__ or "").strip().split("\n")[0],
+                tag or func.__module__.split(".")[0],
+                content_type,
+                errors,
+            )
+        )
+        return view
+
+    return decorate
+
+
+def _render(result: Any, schema: type[Schema] | None, status: int, many: bool, paged: bool) -> Any:
+    if isinstance(result, Response):
+        return result
+    if isinstance(result, tuple):
+        result, status = result
+    if paged:
+        page: Page = result
+        items = schema(many=True).dump(page.items) if schema else list(page.items)
+        payload: Any = {"items": items, "page": page.page, "per_page": page.per_page, "total": page.total}
+    elif schema is not None:
+        payload = schema(many=many).dump(result)
+    else:
+        payload = result
+    response = jsonify(payload)
+    response.status_code = status
+    return response
+
+
+# OpenAPI ---------------------------------------------------------------------------------------
+
+_PATH_PARAM = re.compile(r"<(?:(?P<conv>[a-z]+):)?(?P<name>\w+)>")
+
+
+def _page_schema(schema: type[Schema]) -> type[Schema]:
+    return type(
+        f"{schema.__name__.removesuffix('Schema')}PageSchema",
+        (Schema,),
+        {
+            "items": fields.List(fields.Nested(schema)),
+            "page": fields.Integer(),
+            "per_page": fields.Integer(),
+            "total": fields.Integer(),
+        },
+    )
+
+
+def openapi_document(title: str, version: str) -> dict[str, Any]:
+    spec = APISpec(title=title, version=version, openapi_version="3.0.3", plugins=[MarshmallowPlugin()])
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    spec.components.schema("Problem", schema=ProblemSchema)
+    problem_ref = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    paths: dict[str, dict[str, Any]] = {}
+    for route in ROUTES:
+        path = _PATH_PARAM.sub(lambda m: "{" + m.group("name") + "}", route.rule)
+        operation: dict[str, Any] = {
+            "summary": route.summary,
+            "tags": [route.tag],
+            "operationId": f"{route.tag}_{route.view.__name__}",
+        }
+        parameters: list[dict[str, Any]] = []
+        for m in _PATH_PARAM.finditer(route.rule):
+            kind = "integer" if m.group("conv") == "int" else "string"
+            parameters.append({"in": "path", "name": m.group("name"), "required": True, "schema": {"type": kind}})
+        if route.query is not None:
+            parameters.append({"in": "query", "schema": route.query})
+        if parameters:
+            operation["parameters"] = parameters
+        if route.body is not None:
+            operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": route.body}}}
+        ok: dict[str, Any] = {"description": "OK"}
+        if route.content_type:
+            ok["content"] = {route.content_type: {"schema": {"type": "string", "format": "binary"}}}
+        elif route.response is not None:
+            schema: Any = _page_schema(route.response) if route.paged else route.response
+            body_schema: Any = {"type": "array", "items": schema} if route.many else schema
+            ok["content"] = {"application/json": {"schema": body_schema}}
+        responses: dict[str, Any] = {str(route.status): ok}
+        codes = set(route.errors)
+        if route.body is not None:
+            codes |= {400, 422}
+        if route.query is not None:
+            codes.add(422)
+        if route.auth:
+            codes |= {401, 403}
+        for code in sorted(codes):
+            responses[str(code)] = {"description": "Problem", "content": problem_ref}
+        operation["responses"] = responses
+        if route.auth:
+            operation["security"] = [{"bearer": []}]
+        paths.setdefault(path, {})[route.method.lower()] = operation
+    for path, operations in paths.items():
+        spec.path(path=path, operations=operations)
+    return spec.to_dict()

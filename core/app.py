@@ -1,0 +1,146 @@
+"""The composition root: `create_app()` wires config, extensions, domains, errors and commands.
+
+The only module of `core` that imports the domain packages.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import click
+from flask import Flask, jsonify, request
+from flask.cli import AppGroup
+
+from core import errors
+from core.api import api, openapi_document
+from core.config import load_config
+from core.db import db
+from core.extensions import csrf, login_manager, migrate
+from core.health import health
+from core.jobs import JOBS, build_scheduler, run_job
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VERSION = "0.1.0"
+
+
+def create_app(env: str | None = None, overrides: dict[str, Any] | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        template_folder=os.path.join(ROOT, "templates"),
+        static_folder=os.path.join(ROOT, "static"),
+        instance_path=os.path.join(ROOT, "instance"),
+    )
+    app.config.from_mapping(load_config(env, overrides))
+    app.json.ensure_ascii = False
+    os.makedirs(app.config["INSTANCE_DIR"], exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"), compare_type=True)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "community.login"
+    login_manager.login_message = "请先登录"
+    login_manager.login_message_category = "info"
+    errors.init_app(app)
+
+    _register_domains(app)
+    _register_templates(app)
+    _register_cli(app)
+    _maybe_start_scheduler(app)
+    return app
+
+
+def _register_domains(app: Flask) -> None:
+    from community import accounts
+    from community import api as community_api  # noqa: F401  (routes register on import)
+    from community import jobs as community_jobs  # noqa: F401
+    from community.cli import admin_cli
+    from community.views import bp as community_pages
+
+    login_manager.user_loader(accounts.user_for_session)
+
+    @login_manager.unauthorized_handler
+    def _unauthorized() -> Any:
+        from flask import flash, redirect, url_for
+
+        flash("请先登录", "info")
+        return redirect(url_for("community.login", next=request.full_path.rstrip("?")))
+
+    csrf.exempt(api)  # the API checks CSRF itself when a page session (not a token) is used
+    app.register_blueprint(api)
+    app.register_blueprint(health)
+    app.register_blueprint(community_pages)
+    app.cli.add_command(admin_cli)
+
+    @app.get("/api/openapi.json")
+    def openapi_json() -> Any:
+        return jsonify(openapi_document("moralcredit 志愿积分·道德超市 API", VERSION))
+
+
+def _register_templates(app: Flask) -> None:
+    zone = ZoneInfo(app.config["TIMEZONE"])
+
+    @app.template_filter("local")
+    def local_time(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
+        return value.astimezone(zone).strftime(fmt) if value else ""
+
+    @app.context_processor
+    def globals_() -> dict[str, Any]:
+        return {"app_version": VERSION}
+
+
+def _register_cli(app: Flask) -> None:
+    demo = AppGroup("demo", help="演示数据 (demo data)")
+
+    @demo.command("seed")
+    @click.option("--force", is_flag=True, help="seed even if the database already holds people")
+    def seed(force: bool) -> None:
+        """Fill an empty database with a realistic demo county."""
+        from community import demo as community_demo
+
+        result = community_demo.seed(force=force)
+        click.echo(result)
+
+    jobs = AppGroup("jobs", help="定时任务 (scheduled jobs)")
+
+    @jobs.command("run")
+    @click.argument("name")
+    def run(name: str) -> None:
+        """Run one job now."""
+        if name not in JOBS:
+            raise click.ClickException(f"unknown job {name!r}; one of: {', '.join(sorted(JOBS))}")
+        click.echo(run_job(name) or "done")
+
+    @jobs.command("list")
+    def list_jobs() -> None:
+        """List the jobs and their schedules."""
+        for job in sorted(JOBS.values(), key=lambda j: j.name):
+            click.echo(f"{job.name:28} {job.trigger}  {job.description}")
+
+    scheduler = AppGroup("scheduler", help="调度器 (scheduler)")
+
+    @scheduler.command("run")
+    def scheduler_run() -> None:
+        """Run the scheduled jobs in the foreground (one such process per deployment is enough)."""
+        click.echo(f"scheduler: {len(JOBS)} jobs, time zone {app.config['TIMEZONE']}")
+        build_scheduler(app, blocking=True).start()
+
+    app.cli.add_command(demo)
+    app.cli.add_command(jobs)
+    app.cli.add_command(scheduler)
+
+
+def _maybe_start_scheduler(app: Flask) -> None:
+    # Only in `flask run` (and in the reloader's child), never in every gunicorn worker.
+    if app.config["SCHEDULER"] != "on" or app.testing or os.environ.get("FLASK_RUN_FROM_CLI") != "true":
+        return
+    if app.debug and os.environ.get("WERKZEUG_RUN_MAIN") != "true":
+        return
+    context = click.get_current_context(silent=True)
+    if context is None or context.info_name != "run":
+        return
+    build_scheduler(app, blocking=False).start()

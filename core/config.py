@@ -1,0 +1,130 @@
+"""Configuration, read from the environment (and an optional `.env`), one class per environment.
+
+Development and tests get safe defaults; production refuses to start without a `SECRET_KEY`.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import ClassVar
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept the usual `postgres://` / `postgresql://` spellings and select psycopg 3."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+class Config:
+    ENV_NAME = "base"
+    TESTING = False
+    SECRET_KEY: str | None = None
+    INSTANCE_DIR = Path(os.environ.get("MORALCREDIT_INSTANCE", ROOT / "instance"))
+    SQLALCHEMY_DATABASE_URI = ""
+    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict] = {"pool_pre_ping": True}
+    TIMEZONE = os.environ.get("MORALCREDIT_TIMEZONE", "Asia/Shanghai")
+    SCHEDULER = os.environ.get("MORALCREDIT_SCHEDULER", "on")
+    JSON_AS_ASCII = False
+
+    # Sessions: signed cookies (the app tier keeps no state), idle timeout slides on each request.
+    PERMANENT_SESSION_LIFETIME = timedelta(minutes=_int("MORALCREDIT_IDLE_MINUTES", 30))
+    SESSION_REFRESH_EACH_REQUEST = True
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = _bool("MORALCREDIT_SECURE_COOKIES", False)
+    WTF_CSRF_TIME_LIMIT = None  # the session lifetime already bounds the token
+
+    # Passwords and sign-in limits (DESIGN §8: complexity, lock-out, idle timeout).
+    PASSWORD_HASH_METHOD = "scrypt:32768:8:1"
+    API_TOKEN_TTL = timedelta(hours=_int("MORALCREDIT_TOKEN_HOURS", 24 * 7))
+    LOGIN_MAX_FAILURES = _int("MORALCREDIT_LOGIN_MAX_FAILURES", 5)
+    LOGIN_LOCK_MINUTES = _int("MORALCREDIT_LOGIN_LOCK_MINUTES", 15)
+    # A village office or kiosk shares one address: limit it generously (API.md: >= 60/min pass).
+    LOGIN_PER_ADDRESS_PER_MINUTE = _int("MORALCREDIT_LOGIN_PER_ADDRESS_PER_MINUTE", 300)
+    LOGIN_FAILURES_PER_ADDRESS_PER_MINUTE = _int("MORALCREDIT_LOGIN_FAILURES_PER_ADDRESS", 60)
+
+    # The personal code (会员码) changes every minute; verification accepts a little clock skew.
+    PERSONAL_CODE_STEP_SECONDS = 60
+    PERSONAL_CODE_SKEW_STEPS = 1
+
+    # Keys the ID-number digests; falls back to SECRET_KEY. Set it once, before residents register.
+    PII_KEY = os.environ.get("MORALCREDIT_PII_KEY") or None
+    AUDIT_RETENTION_DAYS = max(_int("MORALCREDIT_AUDIT_RETENTION_DAYS", 365), 183)
+
+    @classmethod
+    def load(cls) -> dict:
+        values = {k: getattr(cls, k) for k in dir(cls) if k.isupper()}
+        values["SECRET_KEY"] = os.environ.get("SECRET_KEY") or cls.SECRET_KEY
+        url = os.environ.get("DATABASE_URL") or cls.default_database_url()
+        values["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(url)
+        return values
+
+    @classmethod
+    def default_database_url(cls) -> str:
+        return f"sqlite:///{cls.INSTANCE_DIR / 'moralcredit.db'}"
+
+
+class DevelopmentConfig(Config):
+    ENV_NAME = "development"
+    # A fixed development key keeps sessions across restarts; never used in production.
+    SECRET_KEY = "dev-only-not-secret"
+
+
+class TestingConfig(Config):
+    ENV_NAME = "testing"
+    TESTING = True
+    SECRET_KEY = "test-only-not-secret"
+    SCHEDULER = "off"
+    # Fast hashing keeps the suite quick; production uses scrypt above.
+    PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"
+
+    @classmethod
+    def default_database_url(cls) -> str:
+        return "sqlite://"
+
+
+class ProductionConfig(Config):
+    ENV_NAME = "production"
+    SESSION_COOKIE_SECURE = _bool("MORALCREDIT_SECURE_COOKIES", True)
+
+
+CONFIGS = {c.ENV_NAME: c for c in (DevelopmentConfig, TestingConfig, ProductionConfig)}
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+def load_config(name: str | None = None, overrides: dict | None = None) -> dict:
+    # Production is the default so that a deployment that forgets to say otherwise is safe.
+    name = name or os.environ.get("MORALCREDIT_ENV", "production")
+    if name not in CONFIGS:
+        raise ConfigError(f"unknown MORALCREDIT_ENV {name!r}; one of {sorted(CONFIGS)}")
+    values = CONFIGS[name].load()
+    values.update(overrides or {})
+    if values.get("SQLALCHEMY_DATABASE_URI"):
+        values["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(values["SQLALCHEMY_DATABASE_URI"])
+    if not values.get("SECRET_KEY"):
+        raise ConfigError(
+            "SECRET_KEY must be set in production (or set MORALCREDIT_ENV=development to use the development defaults)"
+        )
+    return values

@@ -1,0 +1,120 @@
+"""The database handle, the declarative base, common column types and the unit of work.
+
+One unit of work per use case: services write inside `unit_of_work()`, which commits exactly once.
+On SQLite every write transaction starts with `BEGIN IMMEDIATE` so that read-then-write sequences
+cannot interleave ("database is locked" half-way through otherwise); on PostgreSQL services lock
+the rows they change. This module never imports a domain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING)
+
+
+db = SQLAlchemy(model_class=Base, engine_options={"pool_pre_ping": True})
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware datetimes stored as UTC on every engine (SQLite keeps no offset)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        # Take transaction control away from pysqlite so that BEGIN is ours (see _sqlite_begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_begin(conn: sa.Connection) -> None:
+    if conn.dialect.name == "sqlite":
+        immediate = conn.get_execution_options().get("sqlite_immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class NestedUnitOfWork(RuntimeError):
+    """A unit of work was opened while the session held unsaved changes."""
+
+
+@contextlib.contextmanager
+def unit_of_work(session: Session | None = None) -> Iterator[Session]:
+    """Run one use case in one write transaction and commit it once; roll back on any error.
+
+    A read transaction left open by the request (loading the current user, say) is ended first,
+    so that the write transaction starts fresh and, on SQLite, takes the write lock up front.
+    Re-entrant: an inner call joins the outer unit of work.
+    """
+    session = session or db.session()
+    if session.info.get("uow_depth"):
+        session.info["uow_depth"] += 1
+        try:
+            yield session
+        finally:
+            session.info["uow_depth"] -= 1
+        return
+    if session.new or session.dirty or session.deleted:
+        raise NestedUnitOfWork("unsaved changes outside a unit of work")
+    if session.in_transaction():
+        session.rollback()
+    session.info["uow_depth"] = 1
+    try:
+        session.connection(execution_options={"sqlite_immediate": True})
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.info["uow_depth"] = 0
+
+
+def is_postgresql(session: Session | None = None) -> bool:
+    return (session or db.session).get_bind().dialect.name == "postgresql"

@@ -1,0 +1,185 @@
+"""Domain errors and the one set of handlers that turn them into responses.
+
+Services raise a `DomainError` with a stable machine code; API requests get
+`application/problem+json` (`type, title, status, detail, code` and, for 422, `errors`), pages get a
+friendly Chinese page. Chinese titles are registered per domain (`register_messages`) so that each
+domain keeps its user-visible text in one place. Never a 500 for bad input.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, json, render_template, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_TYPE = "https://moralcredit.example/problems/"
+
+_MESSAGES: dict[str, str] = {
+    "malformed_json": "请求内容不是有效的 JSON",
+    "validation_failed": "提交的内容有误",
+    "unauthorized": "请先登录",
+    "token_expired": "登录已过期，请重新登录",
+    "token_invalid": "登录凭证无效",
+    "forbidden": "没有权限进行此操作",
+    "not_found": "找不到该内容",
+    "conflict": "当前状态不允许此操作",
+    "idempotency_conflict": "相同的请求编号已用于另一项操作",
+    "rate_limited": "操作过于频繁，请稍后再试",
+    "method_not_allowed": "不支持该请求方式",
+    "payload_too_large": "提交的内容过大",
+    "bad_request": "请求有误",
+    "csrf_failed": "页面已过期，请刷新后重试",
+    "unavailable": "服务暂时不可用",
+    "internal_error": "系统出了点问题，请稍后再试",
+}
+
+
+def register_messages(messages: dict[str, str]) -> None:
+    """Each domain registers the Chinese titles of its error codes once, at import."""
+    _MESSAGES.update(messages)
+
+
+def message(code: str) -> str:
+    return _MESSAGES.get(code, _MESSAGES["bad_request"])
+
+
+class DomainError(Exception):
+    status = 400
+    default_code = "bad_request"
+
+    def __init__(
+        self,
+        code: str | None = None,
+        detail: str | None = None,
+        *,
+        errors: dict[str, list[str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.code = code or self.default_code
+        self.title = message(self.code)
+        self.detail = detail or self.title
+        self.errors = errors
+        self.headers = headers or {}
+        super().__init__(f"{self.code}: {self.detail}")
+
+
+class BadRequest(DomainError):
+    status = 400
+    default_code = "bad_request"
+
+
+class Unauthorized(DomainError):
+    status = 401
+    default_code = "unauthorized"
+
+
+class Forbidden(DomainError):
+    status = 403
+    default_code = "forbidden"
+
+
+class NotFound(DomainError):
+    status = 404
+    default_code = "not_found"
+
+
+class Conflict(DomainError):
+    status = 409
+    default_code = "conflict"
+
+
+class Invalid(DomainError):
+    """Invalid input or a rule refused it (422)."""
+
+    status = 422
+    default_code = "validation_failed"
+
+
+class RateLimited(DomainError):
+    status = 429
+    default_code = "rate_limited"
+
+    def __init__(self, code: str | None = None, detail: str | None = None, *, retry_after: int = 60):
+        super().__init__(code, detail, headers={"Retry-After": str(max(1, int(retry_after)))})
+
+
+def problem(
+    status: int,
+    code: str,
+    detail: str | None = None,
+    *,
+    title: str | None = None,
+    errors: Any = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE + code,
+        "title": title or message(code),
+        "status": status,
+        "detail": detail or title or message(code),
+        "code": code,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    response = Response(json.dumps(body, ensure_ascii=False), status=status, mimetype="application/problem+json")
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    if status == 401:
+        response.headers.setdefault("WWW-Authenticate", 'Bearer realm="moralcredit"')
+    return response
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path == "/healthz"
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+def _page(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> Response:
+    html = render_template("core/error.html", status=status, code=code, title=message(code), detail=detail)
+    response = Response(html, status=status, mimetype="text/html")
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(DomainError)
+    def handle_domain_error(error: DomainError) -> Response:
+        if wants_json():
+            return problem(
+                error.status, error.code, error.detail, title=error.title, errors=error.errors, headers=error.headers
+            )
+        return _page(error.status, error.code, error.detail, error.headers)
+
+    @app.errorhandler(HTTPException)
+    def handle_http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        code = _HTTP_CODES.get(status, "internal_error" if status >= 500 else "bad_request")
+        if getattr(error, "description", "") and "CSRF" in str(error.description):
+            code = "csrf_failed"
+        if wants_json():
+            return problem(status, code)
+        return _page(status, code, message(code))
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(error: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        if wants_json():
+            return problem(500, "internal_error")
+        return _page(500, "internal_error", message("internal_error"))
