@@ -1,0 +1,103 @@
+"""Races the database must settle: real threads and real processes against the real database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from community.models import LoginAttempt, User
+from core.db import db
+from core.jobs import JobRun
+from tests import factories as f
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_threads(app, count: int, work) -> list:
+    """Start `count` threads together (a barrier), each with its own app context; return results."""
+    barrier = threading.Barrier(count)
+    results: list = [None] * count
+
+    def target(i: int) -> None:
+        with app.app_context():
+            barrier.wait()
+            try:
+                results[i] = work(i)
+            except Exception as exc:  # the outcome is what the test inspects
+                results[i] = exc
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return results
+
+
+def test_the_same_phone_registers_once_under_a_burst_of_sign_ups(app):
+    f.region("4301", level="county")
+    body = {"phone": "13912345678", "name": "张三", "password": "Abcd1234", "region_code": "4301"}
+    statuses = run_threads(app, 8, lambda i: app.test_client().post("/api/v1/auth/register", json=body).status_code)
+    assert sorted(statuses) == [201] + [409] * 7
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 1
+
+
+def test_parallel_wrong_passwords_lock_the_account(app):
+    f.region("4301", level="county")
+    f.user("4301", phone="13912345678")
+    bad = {"phone": "13912345678", "password": "Wrong12345"}
+    statuses = run_threads(app, 8, lambda i: app.test_client().post("/api/v1/auth/token", json=bad).status_code)
+    assert set(statuses) <= {401, 429} and statuses.count(401) >= app.config["LOGIN_MAX_FAILURES"] - 1
+    good = app.test_client().post("/api/v1/auth/token", json={"phone": "13912345678", "password": f.PASSWORD})
+    assert good.status_code == 429
+    attempts = db.session.scalar(sa.select(sa.func.count()).select_from(LoginAttempt))
+    assert attempts == statuses.count(401)
+
+
+CLAIM_SCRIPT = """
+import sys
+from core.app import create_app
+from core.jobs import JOBS, job, run_job
+from core.db import db
+import sqlalchemy as sa
+
+ran = []
+
+@job("test-claim")
+def claim_me(*, now):
+    ran.append(now)
+    return "ran"
+
+app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": sys.argv[1]})
+with app.app_context():
+    results = [run_job("test-claim", slot=f"slot-{i}") for i in range(int(sys.argv[2]))]
+print(sum(1 for r in results if r == "ran"))
+"""
+
+
+def test_a_scheduled_job_runs_once_per_slot_across_two_processes(app, backend):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", CLAIM_SCRIPT, backend.url, "40"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=120) for p in processes]
+    assert all(p.returncode == 0 for p in processes), [err[-2000:] for _, err in outputs]
+    ran = [int(out.strip().splitlines()[-1]) for out, _ in outputs]
+    assert sum(ran) == 40, f"each of 40 slots runs exactly once, got {ran}"
+    rows = db.session.scalars(sa.select(JobRun).where(JobRun.name == "test-claim")).all()
+    assert len(rows) == 40 and {r.status for r in rows} == {"ok"}
