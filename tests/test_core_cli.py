@@ -35,22 +35,8 @@ def test_admin_create_is_idempotent(app):
 
 
 def test_admin_create_reports_a_weak_password_plainly(app):
-    result = app.test_cli_runner().invoke(
-        args=[
-            "admin",
-            "create",
-            "--phone",
-            "13800000001",
-            "--password",
-            "123",
-            "--name",
-            "管理员",
-            "--region-code",
-            "430922",
-            "--region-name",
-            "桃江县",
-        ]
-    )
+    args = ["admin", "create", "--phone", "13800000001", "--password", "123", "--name", "管理员"]
+    result = app.test_cli_runner().invoke(args=[*args, "--region-code", "430922", "--region-name", "桃江县"])
     assert result.exit_code != 0 and "密码" in result.output
 
 
