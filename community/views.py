@@ -42,7 +42,10 @@ def _leaf_regions() -> list[Region]:
 
 @bp.get("/")
 def home():
-    return render_template("community/home.html", role_names=ROLE_NAMES)
+    from community.balances import balance
+
+    user_balance = balance(current_user) if current_user.is_authenticated else 0
+    return render_template("community/home.html", role_names=ROLE_NAMES, current_user_balance=user_balance)
 
 
 @bp.get("/privacy")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import wraps
@@ -22,7 +23,8 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
-from core.errors import BadRequest, Invalid, Unauthorized
+from core import idempotency
+from core.errors import BadRequest, DomainError, Invalid, Unauthorized, problem
 from core.extensions import csrf
 from core.security import read_api_token
 
@@ -87,6 +89,7 @@ class RouteSpec:
     tag: str
     content_type: str | None = None
     errors: tuple[int, ...] = field(default_factory=tuple)
+    idempotent: bool = False
 
 
 ROUTES: list[RouteSpec] = []
@@ -178,8 +181,13 @@ def endpoint(
     content_type: str | None = None,
     errors: tuple[int, ...] = (),
     blueprint: Blueprint = api,
+    idempotent: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Declare a JSON route. The view gets `user`, and `data`/`query` when schemas are given."""
+    """Declare a JSON route. The view gets `user`, and `data`/`query` when schemas are given.
+
+    `idempotent`: the route accepts an `Idempotency-Key` header; a repeat gets the first response.
+    The view then also gets `idempotency_key` (the client's, or a fresh one when none was sent).
+    """
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(func)
@@ -191,8 +199,26 @@ def endpoint(
                 kwargs["query"] = _validated(query(), request.args.to_dict())
             if body is not None:
                 kwargs["data"] = _load_body(body)
-            result = func(user=user, **kwargs)
-            return _render(result, response, status, many, paged)
+            if not idempotent:
+                return _render(func(user=user, **kwargs), response, status, many, paged)
+            key = idempotency.request_key()
+            if key is not None and user is not None and (first := idempotency.replay(user.id, key)) is not None:
+                return first
+            kwargs["idempotency_key"] = key or f"auto-{uuid.uuid4().hex}"
+            try:
+                result = _render(func(user=user, **kwargs), response, status, many, paged)
+            except DomainError as error:
+                result = problem(
+                    error.status,
+                    error.code,
+                    error.detail,
+                    title=error.title,
+                    errors=error.errors,
+                    headers=error.headers,
+                )
+            if key is not None and user is not None:
+                idempotency.remember(user.id, key, result)
+            return result
 
         name = f"{func.__module__.split('.')[0]}_{func.__name__}"
         blueprint.add_url_rule(rule, endpoint=name, view_func=view, methods=[method])
@@ -298,6 +324,17 @@ def openapi_document(title: str, version: str) -> dict[str, Any]:
         operation["responses"] = responses
         if route.auth:
             operation["security"] = [{"bearer": []}]
+        if route.idempotent:
+            parameters.append(
+                {
+                    "in": "header",
+                    "name": "Idempotency-Key",
+                    "required": False,
+                    "schema": {"type": "string", "maxLength": 64},
+                }
+            )
+            operation["parameters"] = parameters
+            responses.setdefault("409", {"description": "Problem", "content": problem_ref})
         paths.setdefault(path, {})[route.method.lower()] = operation
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)

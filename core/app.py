@@ -58,10 +58,17 @@ def _register_domains(app: Flask) -> None:
     from community import accounts
     from community import api as community_api  # noqa: F401  (routes register on import)
     from community import jobs as community_jobs  # noqa: F401
+    from community.balances import register_balance_reader
     from community.cli import admin_cli
     from community.views import bp as community_pages
+    from points import api as points_api  # noqa: F401
+    from points import jobs as points_jobs  # noqa: F401
+    from points import ledger
+    from points.cli import archive_cli
+    from points.views import bp as points_pages
 
     login_manager.user_loader(accounts.user_for_session)
+    register_balance_reader(lambda user: ledger.balance(db.session, user.id))
 
     @login_manager.unauthorized_handler
     def _unauthorized() -> Any:
@@ -74,7 +81,9 @@ def _register_domains(app: Flask) -> None:
     app.register_blueprint(api)
     app.register_blueprint(health)
     app.register_blueprint(community_pages)
+    app.register_blueprint(points_pages)
     app.cli.add_command(admin_cli)
+    app.cli.add_command(archive_cli)
 
     @app.get("/api/openapi.json")
     def openapi_json() -> Any:
@@ -101,9 +110,12 @@ def _register_cli(app: Flask) -> None:
     def seed(force: bool) -> None:
         """Fill an empty database with a realistic demo county."""
         from community import demo as community_demo
+        from points import demo as points_demo
 
         result = community_demo.seed(force=force)
         click.echo(result)
+        if "skipped" not in result:
+            click.echo(points_demo.seed())
 
     jobs = AppGroup("jobs", help="定时任务 (scheduled jobs)")
 

@@ -35,3 +35,9 @@ def drop_append_only(op: Any, table: str) -> None:
     elif dialect == "sqlite":
         for event in ("update", "delete"):
             op.execute(f"DROP TRIGGER IF EXISTS {table}_no_{event}")
+
+
+def drop_refuse_function(op: Any) -> None:
+    """After the last append-only table is gone (the first migration's downgrade)."""
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION IF EXISTS refuse_change()")

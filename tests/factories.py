@@ -53,3 +53,20 @@ def token(who: User) -> str:
 
 def bearer(who: User) -> dict[str, str]:
     return {"Authorization": f"Bearer {token(who)}"}
+
+
+def fund(who: User, points: int, *, key: str | None = None, department_id: int | None = None) -> None:
+    """Give a resident points the way the app does (a region issuer credit through the ledger)."""
+    from core.db import unit_of_work
+    from points import ledger
+
+    with unit_of_work() as session:
+        ledger.transfer(
+            session,
+            source=ledger.issuer_account(session, "region", who.region_id),
+            target=ledger.resident_account(session, who.id),
+            amount=points,
+            kind="adjustment",
+            key=key or f"fund:{who.id}:{next(_phones)}",
+            now=utcnow(),
+        )

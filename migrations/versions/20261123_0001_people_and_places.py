@@ -7,7 +7,7 @@ Create Date: 2026-11-23
 import sqlalchemy as sa
 from alembic import op
 
-from core.ddl import drop_append_only, make_append_only
+from core.ddl import drop_append_only, drop_refuse_function, make_append_only
 
 
 # revision identifiers, used by Alembic.
@@ -157,6 +157,7 @@ def upgrade():
 
 def downgrade():
     drop_append_only(op, 'audit_log')
+    drop_refuse_function(op)
     with op.batch_alter_table('role_grant', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_role_grant_user_id'))
         batch_op.drop_index('ix_role_grant_scope')

@@ -1,0 +1,163 @@
+"""JSON routes of the points domain (API.md "Points and archive"). Thin: load, call, dump."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import url_for
+
+from community import services as community_services
+from community.models import User
+from core.api import endpoint, paginate
+from core.db import db, utcnow
+from core.errors import NotFound
+from core.security import authorize
+from points import archive, awards, certificates, deeds
+from points.models import Deed
+from points.schemas import (
+    AdjustmentSchema,
+    ArchiveSchema,
+    CertificateCheckSchema,
+    CertificateRequestSchema,
+    CertificateSchema,
+    DeedQuery,
+    DeedRequestSchema,
+    DeedSchema,
+    DeedTypeQuery,
+    DeedTypeSchema,
+    EntrySchema,
+    ObjectionSchema,
+    ReviewSchema,
+    VerifySchema,
+    VoidSchema,
+)
+
+
+def archive_of(user: User) -> dict:
+    session = db.session
+    return {
+        "resident": user,
+        "totals": archive.totals(session, user.id),
+        "entries": archive.entries(session, user.id),
+        "head_hash": archive.head_hash(session, user.id),
+    }
+
+
+def _resident_in_scope(user: User, resident_id: int) -> User:
+    """A resident an admin or reviewer of their region may read; others do not learn they exist."""
+    authorize(user, ("admin", "reviewer"))
+    resident = db.session.get(User, resident_id)
+    if resident is None:
+        raise NotFound("not_a_resident")
+    authorize(user, ("admin", "reviewer"), resident, hide=True)
+    return resident
+
+
+@endpoint("/me/archive", response=ArchiveSchema, tag="points")
+def my_archive(user):
+    """My moral e-archive: totals, the timeline, and the head of its hash chain."""
+    return archive_of(user)
+
+
+@endpoint("/residents/<int:resident_id>/archive", response=ArchiveSchema, errors=(404,), tag="points")
+def resident_archive(user, resident_id):
+    """A resident's archive, for an admin or reviewer of their region."""
+    return archive_of(_resident_in_scope(user, resident_id))
+
+
+@endpoint("/residents/<int:resident_id>/archive/verify", response=VerifySchema, errors=(404,), tag="points")
+def verify_archive(user, resident_id):
+    """Recompute a resident's hash chain; name the first entry that does not match."""
+    resident = _resident_in_scope(user, resident_id)
+    return archive.verify(db.session, resident.id)
+
+
+@endpoint(
+    "/residents/<int:resident_id>/adjustments",
+    "POST",
+    body=AdjustmentSchema,
+    response=EntrySchema,
+    status=201,
+    errors=(404,),
+    idempotent=True,
+    tag="points",
+)
+def adjust(user, resident_id, data, idempotency_key):
+    """An admin credits or debits a resident of their region, with a mandatory reason."""
+    return awards.adjust(
+        actor=user,
+        resident_id=resident_id,
+        points=data["points"],
+        reason=data["reason"],
+        key=idempotency_key,
+        now=utcnow(),
+    )
+
+
+@endpoint("/deeds", "POST", body=DeedRequestSchema, response=DeedSchema, status=201, tag="points")
+def record_deed(user, data):
+    """A grid worker records a good deed or a violation for a resident of their grid."""
+    return deeds.record(actor=user, now=utcnow(), **data)
+
+
+@endpoint("/deeds", query=DeedQuery, response=DeedSchema, paged=True, tag="points")
+def list_deeds(user, query):
+    """Deeds in the caller's scope (reviewers and grid workers), newest first."""
+    authorize(user, ("reviewer", "grid_worker", "admin"))
+    roots = [r for r in community_services.admin_regions(user, roles=("reviewer", "grid_worker", "admin"))]
+    region_ids = sa.union(*[community_services.region_ids_in(r) for r in roots]) if roots else sa.select(sa.null())
+    select = sa.select(Deed).where(Deed.region_id.in_(region_ids)).order_by(Deed.id.desc())
+    if "status" in query:
+        select = select.where(Deed.status == query["status"])
+    return paginate(select, query, db.session)
+
+
+@endpoint(
+    "/deeds/<int:deed_id>/approve", "POST", body=ReviewSchema, response=DeedSchema, errors=(404, 409), tag="points"
+)
+def approve_deed(user, deed_id, data):
+    """A reviewer of the region approves; the deed goes on the public notice before it posts."""
+    return deeds.approve(actor=user, deed_id=deed_id, note=data.get("note"), now=utcnow())
+
+
+@endpoint(
+    "/deeds/<int:deed_id>/reject", "POST", body=ReviewSchema, response=DeedSchema, errors=(404, 409), tag="points"
+)
+def reject_deed(user, deed_id, data):
+    """A reviewer of the region rejects a pending deed."""
+    return deeds.reject(actor=user, deed_id=deed_id, note=data.get("note"), now=utcnow())
+
+
+@endpoint("/deeds/<int:deed_id>/void", "POST", body=VoidSchema, response=DeedSchema, errors=(404, 409), tag="points")
+def void_deed(user, deed_id, data):
+    """A reviewer voids an approved deed during its notice, with a reason."""
+    return deeds.void(actor=user, deed_id=deed_id, reason=data["reason"], now=utcnow())
+
+
+@endpoint("/deeds/<int:deed_id>/objections", "POST", body=ObjectionSchema, status=201, errors=(404,), tag="points")
+def object_to_deed(user, deed_id, data):
+    """Object to a deed on the public notice."""
+    objection = deeds.object_to(actor=user, deed_id=deed_id, text=data["text"], now=utcnow())
+    return {"id": objection.id, "deed_id": deed_id}
+
+
+@endpoint("/deed-types", query=DeedTypeQuery, response=DeedTypeSchema, paged=True, auth=False, tag="points")
+def list_deed_types(user, query):
+    """The catalogue of deeds and deductions (negative points) that apply in a region."""
+    region = community_services.region_by_code(query.get("region_code"))
+    return paginate(deeds.types_for(region), query, db.session)
+
+
+@endpoint("/certificates/<code>", response=CertificateCheckSchema, auth=False, errors=(404,), tag="points")
+def check_certificate(user, code):
+    """Public check of a printed certificate: masked personal data only."""
+    return certificates.public_view(certificates.lookup(code))
+
+
+@endpoint(
+    "/me/certificates", "POST", body=CertificateRequestSchema, response=CertificateSchema, status=201, tag="points"
+)
+def issue_certificate(user, data):
+    """Issue my service-record certificate for a period."""
+    cert = certificates.issue(user=user, now=utcnow(), **data)
+    cert.url = url_for("points.certificate_page", code=cert.code, _external=True)
+    return cert

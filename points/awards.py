@@ -1,0 +1,187 @@
+"""Points in and out of a resident's account, each with its archive entry, in one unit of work:
+service credits (called by the volunteer domain), admin adjustments, and reversals.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from community.models import Region, User
+from core import audit
+from core.db import db, unit_of_work
+from core.errors import Invalid, NotFound
+from core.security import authorize
+from points import archive, ledger
+from points.models import ArchiveEntry, Transfer
+from points.rules import Credit
+
+
+def credit_service(
+    *,
+    user_id: int,
+    department_id: int,
+    credit: Credit,
+    key: str,
+    activity: dict[str, Any],
+    now: datetime,
+    actor_id: int | None = None,
+    manual: bool = False,
+    cause: tuple[str, Any] | None = None,
+) -> ArchiveEntry:
+    """Credit one attendance: points from the organizing department to the resident, and an archive
+    entry that explains them. `activity` holds what the record must show (title, date, place,
+    organizer). Idempotent by `key` (e.g. `attendance:42:1`): a repeat returns the first entry."""
+    with unit_of_work() as session:
+        # Lock first, then look: a concurrent repeat waits here and then finds the first entry.
+        ledger.lock(session, ledger.resident_account(session, user_id))
+        existing = session.scalar(
+            sa.select(ArchiveEntry).where(ArchiveEntry.cause_type == "service_key", ArchiveEntry.cause_id == key)
+        )
+        if existing is not None:
+            return existing
+        details = {"activity": activity, "credit": credit.as_details(), "key": key}
+        move = None
+        if credit.points > 0:
+            move = ledger.transfer(
+                session,
+                source=ledger.issuer_account(session, "department", department_id),
+                target=ledger.resident_account(session, user_id),
+                amount=credit.points,
+                kind="service",
+                key=key,
+                now=now,
+                actor_id=actor_id,
+                cause=cause or ("service", key),
+                details={"minutes": credit.credited_minutes},
+            )
+        label = "补录服务" if manual else "志愿服务"
+        entry = archive.append(
+            session,
+            user_id=user_id,
+            kind="service",
+            occurred_at=credit.check_in,
+            now=now,
+            summary=f"{label}：{activity.get('title', '')}（{credit.explanation()}）",
+            points=credit.points,
+            service_minutes=credit.credited_minutes,
+            manual=manual,
+            details=details,
+            transfer_id=move.transfer.id if move and move.transfer else None,
+            cause=("service_key", key),
+        )
+    return entry
+
+
+def reverse_service(*, key: str, new_key: str, reason: str, now: datetime, actor_id: int | None) -> ArchiveEntry | None:
+    """Take back a service credit (a correction): a reversal transfer and a 'reversal' entry."""
+    with unit_of_work() as session:
+        original = session.scalar(sa.select(Transfer).where(Transfer.idempotency_key == key))
+        entry = session.scalar(
+            sa.select(ArchiveEntry).where(ArchiveEntry.cause_type == "service_key", ArchiveEntry.cause_id == key)
+        )
+        if entry is None:
+            return None
+        ledger.lock(session, ledger.resident_account(session, entry.user_id))
+        done = session.scalar(
+            sa.select(ArchiveEntry).where(ArchiveEntry.cause_type == "reversal_key", ArchiveEntry.cause_id == new_key)
+        )
+        if done is not None:
+            return done
+        move = (
+            ledger.reverse(session, original, key=new_key, now=now, actor_id=actor_id, reason=reason)
+            if original is not None
+            else None
+        )
+        taken = move.moved if move else 0
+        unpaid = move.unpaid if move else 0
+        summary = f"更正：撤销第 {entry.seq} 条服务记录（{reason}）"
+        if unpaid:
+            summary += f"，余额不足，未扣回 {unpaid} 分"
+        return archive.append(
+            session,
+            user_id=entry.user_id,
+            kind="reversal",
+            occurred_at=now,
+            now=now,
+            summary=summary,
+            points=-taken,
+            service_minutes=-entry.service_minutes,
+            manual=entry.manual,
+            details={"reverses_seq": entry.seq, "reason": reason, "unpaid": unpaid},
+            transfer_id=move.transfer.id if move and move.transfer else None,
+            cause=("reversal_key", new_key),
+        )
+
+
+def issuer_region(actor: User, resident: User, role: str = "admin") -> Region:
+    """The most specific region over `resident` in which `actor` holds `role` (who awards)."""
+    ids = {scope_id for scope_type, scope_id in actor.grant_keys(role) if scope_type == "region"}
+    chain = [rid for rid in reversed(resident.region.ancestor_ids) if rid in ids]
+    if not chain:
+        raise NotFound("not_a_resident")
+    return db.session.get(Region, chain[0])
+
+
+def adjust(*, actor: User, resident_id: int, points: int, reason: str, key: str, now: datetime) -> ArchiveEntry:
+    """An admin of the resident's region credits (points > 0) or debits them, with a reason."""
+    reason = (reason or "").strip()
+    if not isinstance(points, int) or isinstance(points, bool) or points == 0:
+        raise Invalid("amount_invalid", errors={"points": ["积分须为非零整数"]})
+    if not reason:
+        raise Invalid("reason_required", errors={"reason": ["请填写调整原因"]})
+    with unit_of_work() as session:
+        authorize(actor, "admin")
+        resident = session.get(User, resident_id)
+        if resident is None:
+            raise NotFound("not_a_resident")
+        authorize(actor, "admin", resident, hide=True)
+        entry_key = f"adjustment:{resident.id}:{key}"
+        issuer = ledger.issuer_account(session, "region", issuer_region(actor, resident).id)
+        mine = ledger.resident_account(session, resident.id)
+        source, target = (issuer, mine) if points > 0 else (mine, issuer)
+        move = ledger.transfer(
+            session,
+            source=source,
+            target=target,
+            amount=abs(points),
+            kind="adjustment",
+            key=entry_key,
+            now=now,
+            actor_id=actor.id,
+            cause=("resident", resident.id),
+            details={"reason": reason},
+        )
+        # Looked up after the transfer (which locked the accounts): a concurrent repeat waits there
+        # and then finds the first request's entry instead of writing a second one.
+        done = session.scalar(
+            sa.select(ArchiveEntry).where(
+                ArchiveEntry.cause_type == "adjustment_key", ArchiveEntry.cause_id == entry_key
+            )
+        )
+        if done is not None:
+            return done
+        entry = archive.append(
+            session,
+            user_id=resident.id,
+            kind="adjustment",
+            occurred_at=now,
+            now=now,
+            summary=f"管理员调整：{reason}",
+            points=points,
+            details={"reason": reason, "by": actor.name},
+            transfer_id=move.transfer.id if move.transfer else None,
+            cause=("adjustment_key", entry_key),
+        )
+        audit.record(
+            "points.adjust",
+            "user",
+            resident.id,
+            actor=actor,
+            after={"points": points, "reason": reason},
+            region_id=resident.region_id,
+            now=now,
+        )
+    return entry

@@ -1,0 +1,19 @@
+"""The Chinese text of the points domain's error codes (one place, to translate)."""
+
+from core.errors import register_messages
+
+MESSAGES = {
+    "insufficient_points": "积分不足",
+    "already_reversed": "该笔积分已冲正",
+    "not_a_resident": "找不到该居民",
+    "deed_type_unknown": "找不到该事迹类型",
+    "deed_not_pending": "该记录已审核，不能重复审核",
+    "deed_not_in_notice": "该记录不在公示期内",
+    "same_person": "记录人与审核人不能是同一人",
+    "reason_required": "请填写原因",
+    "certificate_not_found": "找不到该证明",
+    "period_invalid": "起止日期不正确",
+    "amount_invalid": "积分须为非零整数",
+}
+
+register_messages(MESSAGES)

@@ -1,0 +1,229 @@
+"""Pages of the points domain: my archive, certificates (printable, and their public check), the
+admin's residents, deeds (record, review, public notice). Same services as the API."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import sqlalchemy as sa
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from community import pii
+from community import services as community_services
+from community.models import Household, Region, User
+from core.db import db, utcnow
+from core.errors import DomainError, NotFound
+from core.qr import qr_png
+from core.security import authorize
+from points import archive, certificates, deeds, expiry
+from points.models import Deed
+
+bp = Blueprint("points", __name__)
+
+
+def _problems(error: DomainError) -> str:
+    return "；".join(m for ms in (error.errors or {"_": [error.detail]}).values() for m in ms)
+
+
+@bp.get("/my/archive")
+@login_required
+def my_archive():
+    user = current_user
+    return render_template(
+        "points/archive.html",
+        resident=user,
+        own=True,
+        totals=archive.totals(db.session, user.id),
+        entries=list(reversed(archive.entries(db.session, user.id))),
+        head=archive.head_hash(db.session, user.id),
+        lapse=expiry.next_lapse(user, utcnow().date()),
+    )
+
+
+@bp.route("/my/certificates", methods=["GET", "POST"])
+@login_required
+def my_certificates():
+    today = utcnow().date()
+    if request.method == "POST":
+        try:
+            cert = certificates.issue(
+                user=current_user,
+                period_from=date.fromisoformat(request.form.get("from", "")),
+                period_to=date.fromisoformat(request.form.get("to", "")),
+                now=utcnow(),
+            )
+        except ValueError:
+            flash("请选择正确的起止日期", "error")
+        except DomainError as error:
+            flash(_problems(error), "error")
+        else:
+            return redirect(url_for("points.certificate_print", code=cert.code))
+    return render_template("points/certificate_form.html", start=date(today.year, 1, 1), end=today)
+
+
+@bp.get("/my/certificates/<code>")
+@login_required
+def certificate_print(code: str):
+    cert = certificates.lookup(code)
+    if cert.user_id != current_user.id:
+        raise NotFound("certificate_not_found")
+    rows = certificates.service_entries(cert.user_id, cert.period_from, cert.period_to)
+    return render_template("points/certificate.html", cert=cert, rows=rows, user=cert.user)
+
+
+@bp.get("/certificates/<code>")
+def certificate_page(code: str):
+    """The public check a printed certificate's QR opens: masked data only."""
+    try:
+        view = certificates.public_view(certificates.lookup(code))
+    except NotFound:
+        return render_template("points/certificate_check.html", view=None, code=code), 404
+    return render_template("points/certificate_check.html", view=view, code=code)
+
+
+@bp.get("/certificates/<code>.png")
+def certificate_qr(code: str):
+    certificates.lookup(code)
+    return qr_png(url_for("points.certificate_page", code=code, _external=True)), 200, {"Content-Type": "image/png"}
+
+
+# Admin and reviewer: residents of their region -------------------------------------------------
+
+
+def _scope_roots() -> list[Region]:
+    authorize(current_user, ("admin", "reviewer"))
+    return community_services.admin_regions(current_user)
+
+
+@bp.get("/admin/residents")
+@login_required
+def residents():
+    roots = _scope_roots()
+    q = request.args.get("q", "").strip()
+    scope = sa.or_(*[community_services.subtree(r) for r in roots])
+    query = sa.select(User).join(User.region).where(scope).order_by(User.id)
+    if q:
+        query = query.where(
+            sa.or_(
+                User.name.contains(q, autoescape=True), User.volunteer_no == q, User.phone.endswith(q, autoescape=True)
+            )
+        )
+    people = db.session.scalars(query.limit(50)).all()
+    balances = {u.id: archive.ledger.balance(db.session, u.id) for u in people}
+    return render_template("points/residents.html", people=people, q=q, balances=balances, mask_phone=pii.mask_phone)
+
+
+@bp.get("/admin/residents/<int:resident_id>")
+@login_required
+def resident(resident_id: int):
+    authorize(current_user, ("admin", "reviewer"))
+    user = db.session.get(User, resident_id)
+    if user is None:
+        raise NotFound()
+    authorize(current_user, ("admin", "reviewer"), user, hide=True)
+    household = None
+    if user.household_id:
+        members = db.session.scalars(sa.select(User).where(User.household_id == user.household_id)).all()
+        household = {
+            "number": db.session.get(Household, user.household_id).number,
+            "members": [(m, archive.totals(db.session, m.id)) for m in members],
+        }
+    return render_template(
+        "points/archive.html",
+        resident=user,
+        own=False,
+        totals=archive.totals(db.session, user.id),
+        entries=list(reversed(archive.entries(db.session, user.id))),
+        head=archive.head_hash(db.session, user.id),
+        lapse=None,
+        household=household,
+        verification=archive.verify(db.session, user.id),
+    )
+
+
+# Deeds ------------------------------------------------------------------------------------------
+
+
+@bp.route("/deeds/new", methods=["GET", "POST"])
+@login_required
+def new_deed():
+    authorize(current_user, "grid_worker")
+    roots = community_services.admin_regions(current_user, roles=("grid_worker",))
+    scope = sa.or_(*[community_services.subtree(r) for r in roots])
+    people = db.session.scalars(sa.select(User).join(User.region).where(scope).order_by(User.name).limit(500)).all()
+    if request.method == "POST":
+        form = request.form
+        try:
+            deed = deeds.record(
+                actor=current_user,
+                resident_id=int(form.get("resident_id") or 0),
+                deed_type=form.get("deed_type", ""),
+                description=form.get("description", ""),
+                occurred_on=date.fromisoformat(form.get("occurred_on") or utcnow().date().isoformat()),
+                now=utcnow(),
+            )
+        except ValueError:
+            flash("请检查居民和日期", "error")
+        except DomainError as error:
+            flash(_problems(error), "error")
+        else:
+            flash(f"已提交「{deed.deed_type.name}」，等待审核", "success")
+            return redirect(url_for("points.new_deed"))
+    types = db.session.scalars(deeds.types_for(roots[0] if roots else None)).all()
+    return render_template(
+        "points/deed_form.html", people=people, types=types, today=utcnow().date(), mask_phone=pii.mask_phone
+    )
+
+
+@bp.route("/deeds/review", methods=["GET", "POST"])
+@login_required
+def review_deeds():
+    authorize(current_user, deeds.REVIEWERS)
+    if request.method == "POST":
+        action, deed_id = request.form.get("action"), int(request.form.get("deed_id") or 0)
+        try:
+            if action == "approve":
+                deeds.approve(actor=current_user, deed_id=deed_id, now=utcnow())
+            elif action == "reject":
+                deeds.reject(actor=current_user, deed_id=deed_id, note=request.form.get("note"), now=utcnow())
+            elif action == "void":
+                deeds.void(actor=current_user, deed_id=deed_id, reason=request.form.get("reason", ""), now=utcnow())
+        except DomainError as error:
+            flash(_problems(error), "error")
+        else:
+            flash("已处理", "success")
+        return redirect(url_for("points.review_deeds"))
+    roots = community_services.admin_regions(current_user, roles=deeds.REVIEWERS)
+    region_ids = sa.union(*[community_services.region_ids_in(r) for r in roots])
+    rows = db.session.scalars(
+        sa.select(Deed)
+        .where(Deed.region_id.in_(region_ids), Deed.status.in_(("pending", "approved")))
+        .order_by(Deed.id)
+    ).all()
+    return render_template("points/deed_review.html", deeds=rows, now=utcnow(), public_name=deeds.public_name)
+
+
+@bp.get("/notices")
+def notices():
+    """The public notice (公示): approved deeds in their notice period; masked names without consent."""
+    since = utcnow() - timedelta(days=30)
+    rows = db.session.scalars(
+        sa.select(Deed)
+        .where(sa.or_(Deed.status == "approved", sa.and_(Deed.status == "posted", Deed.posted_at >= since)))
+        .order_by(Deed.id.desc())
+        .limit(200)
+    ).all()
+    return render_template("points/notices.html", deeds=rows, public_name=deeds.public_name, now=utcnow())
+
+
+@bp.post("/notices/<int:deed_id>/objection")
+@login_required
+def object_to(deed_id: int):
+    try:
+        deeds.object_to(actor=current_user, deed_id=deed_id, text=request.form.get("text", ""), now=utcnow())
+    except DomainError as error:
+        flash(_problems(error), "error")
+    else:
+        flash("异议已提交，审核员会核实处理", "success")
+    return redirect(url_for("points.notices"))

@@ -1,0 +1,195 @@
+"""Every points route against every kind of caller (API and pages)."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.db import utcnow
+from points import certificates, deeds
+from tests.authz import Case, World, check_matrix
+
+
+def resident_id(w: World) -> int:
+    return w.users["resident"].id
+
+
+def pending_deed(w: World) -> int:
+    if "pending" not in w.extra:
+        deeds.ensure_default_types()
+        w.extra["pending"] = deeds.record(
+            actor=w.users["grid_worker"],
+            resident_id=resident_id(w),
+            deed_type="haorenhaoshi",
+            description="扶老人过马路",
+            occurred_on=utcnow().date(),
+            now=utcnow(),
+        ).id
+    return w.extra["pending"]
+
+
+def approved_deed(w: World) -> int:
+    if "approved" not in w.extra:
+        deeds.ensure_default_types()
+        deed = deeds.record(
+            actor=w.users["grid_worker"],
+            resident_id=resident_id(w),
+            deed_type="lingliting",
+            description="修路灯",
+            occurred_on=utcnow().date(),
+            now=utcnow(),
+        )
+        w.extra["approved"] = deeds.approve(actor=w.users["reviewer"], deed_id=deed.id, now=utcnow()).id
+    return w.extra["approved"]
+
+
+def certificate_code(w: World) -> str:
+    if "cert" not in w.extra:
+        today = utcnow().date()
+        w.extra["cert"] = certificates.issue(
+            user=w.users["resident"], period_from=today.replace(day=1), period_to=today, now=utcnow()
+        ).code
+    return w.extra["cert"]
+
+
+def deed_body(w: World) -> dict:
+    deeds.ensure_default_types()
+    return {
+        "resident_id": resident_id(w),
+        "deed_type": "haorenhaoshi",
+        "description": "帮邻居收稻谷",
+        "occurred_on": utcnow().date().isoformat(),
+    }
+
+
+SIGNED_IN = {"anonymous": 401}
+READERS = {"admin": 200, "reviewer": 200, "admin_elsewhere": 404, "anonymous": 401}
+REVIEW = {"admin": 200, "reviewer": 200, "admin_elsewhere": 404, "anonymous": 401}
+PAGE_SIGNED_IN = {"anonymous": 302}
+
+CASES = [
+    Case("my archive", "GET", "/api/v1/me/archive", 200, SIGNED_IN),
+    Case("resident archive", "GET", lambda w: f"/api/v1/residents/{resident_id(w)}/archive", 403, READERS),
+    Case("verify archive", "GET", lambda w: f"/api/v1/residents/{resident_id(w)}/archive/verify", 403, READERS),
+    Case(
+        "adjust",
+        "POST",
+        lambda w: f"/api/v1/residents/{resident_id(w)}/adjustments",
+        403,
+        {"admin": 201, "admin_elsewhere": 404, "anonymous": 401},
+        body={"points": 5, "reason": "表彰"},
+    ),
+    Case("record deed", "POST", "/api/v1/deeds", 403, {"grid_worker": 201, "anonymous": 401}, body=deed_body),
+    Case(
+        "list deeds",
+        "GET",
+        "/api/v1/deeds",
+        403,
+        {"grid_worker": 200, "reviewer": 200, "admin": 200, "admin_elsewhere": 200, "anonymous": 401},
+    ),
+    Case("approve deed", "POST", lambda w: f"/api/v1/deeds/{pending_deed(w)}/approve", 403, REVIEW, body={}),
+    Case("reject deed", "POST", lambda w: f"/api/v1/deeds/{pending_deed(w)}/reject", 403, REVIEW, body={}),
+    Case(
+        "void deed",
+        "POST",
+        lambda w: f"/api/v1/deeds/{approved_deed(w)}/void",
+        403,
+        REVIEW,
+        body={"reason": "经核实不属实"},
+    ),
+    Case(
+        "object to deed",
+        "POST",
+        lambda w: f"/api/v1/deeds/{approved_deed(w)}/objections",
+        201,
+        SIGNED_IN,
+        body={"text": "情况不属实"},
+    ),
+    Case("deed types", "GET", "/api/v1/deed-types", 200),
+    Case("check certificate", "GET", lambda w: f"/api/v1/certificates/{certificate_code(w)}", 200),
+    Case(
+        "issue certificate",
+        "POST",
+        "/api/v1/me/certificates",
+        201,
+        SIGNED_IN,
+        body=lambda w: {"from": utcnow().date().replace(day=1).isoformat(), "to": utcnow().date().isoformat()},
+    ),
+    # Pages
+    Case("my archive page", "GET", "/my/archive", 200, PAGE_SIGNED_IN, page=True),
+    Case("certificate form", "GET", "/my/certificates", 200, PAGE_SIGNED_IN, page=True),
+    Case(
+        "certificate form post",
+        "POST",
+        "/my/certificates",
+        302,
+        page=True,
+        body=lambda w: {"from": utcnow().date().replace(day=1).isoformat(), "to": utcnow().date().isoformat()},
+    ),
+    Case(
+        "certificate print",
+        "GET",
+        lambda w: f"/my/certificates/{certificate_code(w)}",
+        404,
+        {"resident": 200, "anonymous": 302},
+        page=True,
+    ),
+    Case("certificate check page", "GET", lambda w: f"/certificates/{certificate_code(w)}", 200, page=True),
+    Case("certificate qr", "GET", lambda w: f"/certificates/{certificate_code(w)}.png", 200, page=True),
+    Case(
+        "residents page",
+        "GET",
+        "/admin/residents",
+        403,
+        {"admin": 200, "reviewer": 200, "admin_elsewhere": 200, "anonymous": 302},
+        page=True,
+    ),
+    Case(
+        "resident page",
+        "GET",
+        lambda w: f"/admin/residents/{resident_id(w)}",
+        403,
+        {"admin": 200, "reviewer": 200, "admin_elsewhere": 404, "anonymous": 302},
+        page=True,
+    ),
+    Case("deed form", "GET", "/deeds/new", 403, {"grid_worker": 200, "anonymous": 302}, page=True),
+    Case(
+        "deed form post",
+        "POST",
+        "/deeds/new",
+        403,
+        {"grid_worker": 302, "anonymous": 302},
+        page=True,
+        body=lambda w: {**deed_body(w), "resident_id": str(resident_id(w))},
+    ),
+    Case(
+        "review page",
+        "GET",
+        "/deeds/review",
+        403,
+        {"admin": 200, "reviewer": 200, "admin_elsewhere": 200, "anonymous": 302},
+        page=True,
+    ),
+    Case(
+        "review form",
+        "POST",
+        "/deeds/review",
+        403,
+        {"admin": 302, "reviewer": 302, "admin_elsewhere": 302, "anonymous": 302},
+        page=True,
+        body=lambda w: {"action": "approve", "deed_id": str(pending_deed(w))},
+    ),
+    Case("notices page", "GET", "/notices", 200, page=True),
+    Case(
+        "objection form",
+        "POST",
+        lambda w: f"/notices/{approved_deed(w)}/objection",
+        302,
+        page=True,
+        body={"text": "情况不属实"},
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_route_authorization(app, backend, case):
+    check_matrix(app, backend, case)
