@@ -38,6 +38,7 @@ lint: install-dev
 ## Benchmarks print figures; they are never part of the test suite
 bench: install-dev
 	$(BIN)/python bench/bench_auth.py
+	$(BIN)/python bench/bench_ledger.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache tests/artifacts

@@ -16,7 +16,7 @@ from flask import Response, request
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db import UTCDateTime, db, utcnow
+from core.db import UTCDateTime, db, unit_of_work, utcnow
 from core.errors import Conflict, Invalid
 
 MAX_KEY = 64
@@ -72,18 +72,16 @@ def remember(user_id: int, key: str, response: Response) -> None:
     if response.status_code not in STORED_STATUSES:
         return
     db.session.rollback()
-    db.session.add(
-        IdempotencyRecord(
-            user_id=user_id,
-            key=key,
-            request_hash=request_hash(),
-            status=response.status_code,
-            mimetype=response.mimetype or "application/json",
-            body=response.get_data(as_text=True),
-        )
+    record = IdempotencyRecord(
+        user_id=user_id,
+        key=key,
+        request_hash=request_hash(),
+        status=response.status_code,
+        mimetype=response.mimetype or "application/json",
+        body=response.get_data(as_text=True),
     )
     try:
-        db.session.commit()
+        with unit_of_work() as session:
+            session.add(record)
     except IntegrityError:
-        # The same request finished in parallel and stored the (same) response first.
-        db.session.rollback()
+        pass  # the same request finished in parallel and stored the (same) response first

@@ -20,7 +20,7 @@ from flask import Flask
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db import UTCDateTime, db, utcnow
+from core.db import UTCDateTime, db, unit_of_work, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +60,24 @@ def job(name: str, description: str = "", **trigger: Any) -> Callable[[Callable[
     return register
 
 
-def claim(name: str, slot: str, now: datetime) -> JobRun | None:
+def claim(name: str, slot: str, now: datetime) -> int | None:
     """Take (name, slot) for this process; None if another process already has it."""
-    run = JobRun(name=name, slot=slot, started_at=now)
-    db.session.add(run)
     try:
-        db.session.commit()
+        with unit_of_work() as session:
+            run = JobRun(name=name, slot=slot, started_at=now)
+            session.add(run)
+            session.flush()
+            run_id = run.id
     except IntegrityError:
-        db.session.rollback()
         return None
-    return run
+    return run_id
+
+
+def _finish(run_id: int, status: str, result: str | None) -> None:
+    # A write transaction of its own (BEGIN IMMEDIATE on SQLite): never upgrade a read to a write.
+    with unit_of_work() as session:
+        run = session.get(JobRun, run_id)
+        run.status, run.finished_at, run.result = status, utcnow(), None if result is None else result[:2000]
 
 
 def run_job(name: str, *, slot: str | None = None, now: datetime | None = None) -> str | None:
@@ -77,8 +85,8 @@ def run_job(name: str, *, slot: str | None = None, now: datetime | None = None) 
     job_ = JOBS[name]
     now = now or utcnow()
     slot = slot or f"manual:{now.isoformat(timespec='microseconds')}"
-    run = claim(name, slot, now)
-    if run is None:
+    run_id = claim(name, slot, now)
+    if run_id is None:
         log.info("job %s slot %s already taken by another process", name, slot)
         return None
     started = time.monotonic()
@@ -86,14 +94,11 @@ def run_job(name: str, *, slot: str | None = None, now: datetime | None = None) 
         result = job_.func(now=now)
     except Exception as exc:
         db.session.rollback()
-        run = db.session.get(JobRun, run.id)
-        run.status, run.finished_at, run.result = "failed", utcnow(), repr(exc)[:2000]
-        db.session.commit()
+        _finish(run_id, "failed", repr(exc))
         log.exception("job %s failed", name)
         raise
-    run = db.session.get(JobRun, run.id)
-    run.status, run.finished_at, run.result = "ok", utcnow(), None if result is None else str(result)[:2000]
-    db.session.commit()
+    db.session.rollback()
+    _finish(run_id, "ok", None if result is None else str(result))
     log.info("job %s done in %.2fs: %s", name, time.monotonic() - started, result)
     return None if result is None else str(result)
 

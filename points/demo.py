@@ -69,7 +69,7 @@ def seed() -> str:
     grid_worker = db.session.scalar(sa.select(User).where(User.phone == "13800000003"))
     reviewer = db.session.scalar(sa.select(User).where(User.phone == "13800000004"))
     neighbours = db.session.scalars(
-        sa.select(User).where(User.region_id == grid_worker.region_id, User.id != grid_worker.id).order_by(User.id)
+        sa.select(User).where(User.region_id == grid_worker.region_id, ~User.phone.like("138000000%")).order_by(User.id)
     ).all()
     made = 0
     for i, resident in enumerate(neighbours[:8]):

@@ -72,6 +72,15 @@ def certificate_print(code: str):
     return render_template("points/certificate.html", cert=cert, rows=rows, user=cert.user)
 
 
+@bp.get("/certificates")
+def certificate_lookup():
+    """A form to type a certificate number, for those who cannot scan the QR."""
+    code = request.args.get("code", "").strip().upper()
+    if code:
+        return redirect(url_for("points.certificate_page", code=code))
+    return render_template("points/certificate_check.html", view=None, code=None)
+
+
 @bp.get("/certificates/<code>")
 def certificate_page(code: str):
     """The public check a printed certificate's QR opens: masked data only."""

@@ -96,7 +96,8 @@ def test_a_scheduled_job_runs_once_per_slot_across_two_processes(app, backend):
         for _ in range(2)
     ]
     outputs = [p.communicate(timeout=120) for p in processes]
-    assert all(p.returncode == 0 for p in processes), [err[-2000:] for _, err in outputs]
+    assert all(p.returncode == 0 for p in processes), [err[-3000:].replace("\\n", "\n") for _, err in outputs]
+
     ran = [int(out.strip().splitlines()[-1]) for out, _ in outputs]
     assert sum(ran) == 40, f"each of 40 slots runs exactly once, got {ran}"
     rows = db.session.scalars(sa.select(JobRun).where(JobRun.name == "test-claim")).all()

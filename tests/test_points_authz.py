@@ -134,6 +134,7 @@ CASES = [
         page=True,
     ),
     Case("certificate check page", "GET", lambda w: f"/certificates/{certificate_code(w)}", 200, page=True),
+    Case("certificate lookup form", "GET", "/certificates", 200, page=True),
     Case("certificate qr", "GET", lambda w: f"/certificates/{certificate_code(w)}.png", 200, page=True),
     Case(
         "residents page",
