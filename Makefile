@@ -39,6 +39,7 @@ lint: install-dev
 bench: install-dev
 	$(BIN)/python bench/bench_auth.py
 	$(BIN)/python bench/bench_ledger.py
+	$(BIN)/python bench/bench_redeem.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache tests/artifacts

@@ -116,6 +116,14 @@ def my_code():
     return render_template("community/my_code.html", code=code, expires_at=expires_at)
 
 
+@bp.get("/my/inbox")
+@login_required
+def inbox():
+    from core.notify import inbox as messages
+
+    return render_template("community/inbox.html", messages=messages(current_user.id))
+
+
 @bp.route("/my/password", methods=["GET", "POST"])
 @login_required
 def change_password():

@@ -61,6 +61,10 @@ def _register_domains(app: Flask) -> None:
     from community.balances import register_balance_reader
     from community.cli import admin_cli
     from community.views import bp as community_pages
+    from core import notify  # noqa: F401  (the outbox and its delivery job)
+    from exchange import api as exchange_api  # noqa: F401
+    from exchange import jobs as exchange_jobs  # noqa: F401
+    from exchange.views import bp as exchange_pages
     from points import api as points_api  # noqa: F401
     from points import jobs as points_jobs  # noqa: F401
     from points import ledger
@@ -82,6 +86,7 @@ def _register_domains(app: Flask) -> None:
     app.register_blueprint(health)
     app.register_blueprint(community_pages)
     app.register_blueprint(points_pages)
+    app.register_blueprint(exchange_pages)
     app.cli.add_command(admin_cli)
     app.cli.add_command(archive_cli)
 
@@ -110,12 +115,14 @@ def _register_cli(app: Flask) -> None:
     def seed(force: bool) -> None:
         """Fill an empty database with a realistic demo county."""
         from community import demo as community_demo
+        from exchange import demo as exchange_demo
         from points import demo as points_demo
 
         result = community_demo.seed(force=force)
         click.echo(result)
         if "skipped" not in result:
             click.echo(points_demo.seed())
+            click.echo(exchange_demo.seed())
 
     jobs = AppGroup("jobs", help="定时任务 (scheduled jobs)")
 

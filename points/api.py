@@ -24,11 +24,11 @@ from points.schemas import (
     DeedSchema,
     DeedTypeQuery,
     DeedTypeSchema,
+    DeedVoidSchema,
     EntrySchema,
     ObjectionSchema,
     ReviewSchema,
     VerifySchema,
-    VoidSchema,
 )
 
 
@@ -127,7 +127,9 @@ def reject_deed(user, deed_id, data):
     return deeds.reject(actor=user, deed_id=deed_id, note=data.get("note"), now=utcnow())
 
 
-@endpoint("/deeds/<int:deed_id>/void", "POST", body=VoidSchema, response=DeedSchema, errors=(404, 409), tag="points")
+@endpoint(
+    "/deeds/<int:deed_id>/void", "POST", body=DeedVoidSchema, response=DeedSchema, errors=(404, 409), tag="points"
+)
 def void_deed(user, deed_id, data):
     """A reviewer voids an approved deed during its notice, with a reason."""
     return deeds.void(actor=user, deed_id=deed_id, reason=data["reason"], now=utcnow())

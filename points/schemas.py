@@ -64,7 +64,7 @@ class ReviewSchema(BaseSchema):
     note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=255))
 
 
-class VoidSchema(BaseSchema):
+class DeedVoidSchema(BaseSchema):
     reason = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(min=1, max=255))
 
 

@@ -16,10 +16,21 @@ from typing import Any
 from flask.testing import FlaskClient
 
 from community.models import Department, Region, User
+from core.db import utcnow
+from exchange import stores
 from tests import factories as f
 
-ACTORS = ("anonymous", "resident", "organizer", "grid_worker", "reviewer", "admin", "admin_elsewhere")
-STAFF = ("organizer", "grid_worker", "reviewer", "admin", "admin_elsewhere")
+ACTORS = (
+    "anonymous",
+    "resident",
+    "organizer",
+    "grid_worker",
+    "reviewer",
+    "admin",
+    "admin_elsewhere",
+    "clerk",
+    "clerk_elsewhere",
+)
 
 
 @dataclass
@@ -27,6 +38,8 @@ class World:
     regions: dict[str, Region] = field(default_factory=dict)
     departments: dict[str, Department] = field(default_factory=dict)
     users: dict[str, User] = field(default_factory=dict)
+    stores: dict[str, Any] = field(default_factory=dict)
+    items: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -50,6 +63,28 @@ def build_world() -> World:
     w.users["reviewer"] = f.grant(f.user("430101", name="孙审核"), "reviewer", "region", "430101")
     w.users["admin"] = f.grant(f.user("4301", name="周管理"), "admin", "region", "4301")
     w.users["admin_elsewhere"] = f.grant(f.user("430102", name="吴管理"), "admin", "region", "430102")
+    # Two moral supermarkets, one in each township, each with a clerk of its own.
+    now = utcnow()
+    w.stores["s1"] = stores.create_store(actor=None, name="花果山村道德超市", region_code="43010101", now=now)
+    w.stores["s2"] = stores.create_store(actor=None, name="大栗港村道德超市", region_code="43010201", now=now)
+    w.items["oil"] = stores.add_item(
+        actor=None, store_id=w.stores["s1"].id, name="食用油", unit="桶", points_price=10, stock=5, now=now
+    )
+    w.items["rice"] = stores.add_item(
+        actor=None,
+        store_id=w.stores["s1"].id,
+        name="大米",
+        unit="袋",
+        points_price=5,
+        stock=10,
+        monthly_limit=2,
+        now=now,
+    )
+    w.items["soap"] = stores.add_item(
+        actor=None, store_id=w.stores["s2"].id, name="香皂", unit="块", points_price=2, stock=10, now=now
+    )
+    w.users["clerk"] = f.grant(f.user("43010101", name="刘店员"), "clerk", "store", w.stores["s1"].id)
+    w.users["clerk_elsewhere"] = f.grant(f.user("43010201", name="何店员"), "clerk", "store", w.stores["s2"].id)
     return w
 
 

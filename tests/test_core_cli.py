@@ -45,13 +45,14 @@ def test_demo_seed_builds_a_county_once(app):
     result = runner.invoke(args=["demo", "seed"])
     assert result.exit_code == 0, result.output
     count = lambda model: db.session.scalar(sa.select(sa.func.count()).select_from(model))  # noqa: E731
-    assert count(User) == 205 and count(Department) == 6 and count(Household) >= 50
+    # 200 residents, 5 demo staff, and a clerk for each of the two other demo stores.
+    assert count(User) == 207 and count(Department) == 6 and count(Household) >= 50
     levels = dict(db.session.execute(sa.select(Region.level, sa.func.count()).group_by(Region.level)).all())
     assert levels["township"] == 3 and levels["grid"] == 20 and levels["village"] + levels["community"] == 10
     roles = {g.role for u in db.session.scalars(sa.select(User).where(User.phone.like("138000000%"))) for g in u.grants}
-    assert roles == {"admin", "organizer", "grid_worker", "reviewer"}
+    assert roles == {"admin", "organizer", "grid_worker", "reviewer", "clerk"}
     again = runner.invoke(args=["demo", "seed"])
-    assert again.exit_code == 0 and "skipped" in again.output and count(User) == 205
+    assert again.exit_code == 0 and "skipped" in again.output and count(User) == 207
 
 
 def test_jobs_can_be_listed_and_run_by_hand(app):

@@ -1,0 +1,202 @@
+"""JSON routes of the moral supermarket (API.md "Moral supermarket"). Thin: load, call, dump."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import current_app
+
+from community import services as community_services
+from community.models import User
+from core.api import endpoint, paginate
+from core.db import db, utcnow
+from core.errors import Invalid
+from core.security import authorize
+from exchange import redemption as redemptions
+from exchange import stores
+from exchange.models import Item, Redemption, Store
+from exchange.schemas import (
+    ItemQuery,
+    ItemSchema,
+    LookupQuery,
+    RedemptionListSchema,
+    RedemptionQuery,
+    RedemptionRequestSchema,
+    RedemptionSchema,
+    RedemptionVoidSchema,
+    ResidentLookupSchema,
+    StockSchema,
+    StoreQuery,
+    StoreSchema,
+)
+from points import ledger
+
+
+@endpoint("/stores", query=StoreQuery, response=StoreSchema, paged=True, auth=False, tag="exchange")
+def list_stores(user, query):
+    """Moral supermarkets, optionally only those in a region's subtree."""
+    select = sa.select(Store).where(Store.active.is_(True)).order_by(Store.id)
+    if "region_code" in query:
+        root = community_services.region_by_code(query["region_code"])
+        region_ids = community_services.region_ids_in(root) if root else sa.select(sa.null())
+        select = select.where(Store.region_id.in_(region_ids))
+    return paginate(select, query, db.session)
+
+
+@endpoint("/stores", "POST", body=StoreSchema, response=StoreSchema, status=201, errors=(409,), tag="exchange")
+def create_store(user, data):
+    """An admin opens a store in their region."""
+    return stores.create_store(actor=user, now=utcnow(), **data)
+
+
+@endpoint(
+    "/stores/<int:store_id>/items",
+    query=ItemQuery,
+    response=ItemSchema,
+    paged=True,
+    auth=False,
+    errors=(404,),
+    tag="exchange",
+)
+def list_items(user, store_id, query):
+    """The store's goods, with points price and stock."""
+    stores.get_store(store_id)
+    select = sa.select(Item).where(Item.store_id == store_id).order_by(Item.id)
+    if "active" in query:
+        select = select.where(Item.active.is_(query["active"]))
+    return paginate(select, query, db.session)
+
+
+@endpoint(
+    "/stores/<int:store_id>/items",
+    "POST",
+    body=ItemSchema,
+    response=ItemSchema,
+    status=201,
+    errors=(404, 409),
+    tag="exchange",
+)
+def add_item(user, store_id, data):
+    """A clerk or admin adds goods to the store (initial stock is recorded as a purchase)."""
+    return stores.add_item(actor=user, store_id=store_id, now=utcnow(), **data)
+
+
+@endpoint(
+    "/items/<int:item_id>/stock",
+    "POST",
+    body=StockSchema,
+    response=ItemSchema,
+    errors=(404,),
+    idempotent=True,
+    tag="exchange",
+)
+def move_stock(user, item_id, data, idempotency_key):
+    """Stock in (purchase, donation with donor) or a stocktake (a delta, or the counted quantity)."""
+    return stores.receive(
+        actor=user,
+        item_id=item_id,
+        now=utcnow(),
+        delta=data.get("delta"),
+        reason=data["reason"],
+        donor=data.get("donor"),
+        note=data.get("note"),
+        counted=data.get("counted"),
+    )
+
+
+@endpoint(
+    "/stores/<int:store_id>/residents",
+    query=LookupQuery,
+    response=ResidentLookupSchema,
+    many=True,
+    errors=(404,),
+    tag="exchange",
+)
+def find_resident(user, store_id, query):
+    """The counter identifies a resident: by personal code, or by name and the last 4 phone digits."""
+    authorize(user, "clerk", stores.get_store(store_id))
+    if query.get("code"):
+        people = [redemptions.resolve_resident(code=query["code"], resident_id=None, now=utcnow())]
+    elif query.get("name") and query.get("phone_tail"):
+        people = db.session.scalars(
+            sa.select(User)
+            .where(User.name == query["name"].strip(), User.phone.endswith(query["phone_tail"]), User.active.is_(True))
+            .limit(5)
+        ).all()
+    else:
+        raise Invalid(errors={"code": ["请扫描会员码，或输入姓名和手机号后 4 位"]})
+    for person in people:
+        person.balance = ledger.balance(db.session, person.id)
+    return people
+
+
+@endpoint(
+    "/stores/<int:store_id>/redemptions",
+    "POST",
+    body=RedemptionRequestSchema,
+    response=RedemptionSchema,
+    status=201,
+    errors=(404,),
+    idempotent=True,
+    tag="exchange",
+)
+def redeem(user, store_id, data, idempotency_key):
+    """A clerk of the store redeems a basket for a resident (all or nothing; once per Idempotency-Key)."""
+    lines = [redemptions.Line(line["item_id"], line["qty"]) for line in data["lines"]]
+    return redemptions.redeem(
+        actor=user,
+        store_id=store_id,
+        lines=lines,
+        key=idempotency_key,
+        now=utcnow(),
+        code=data.get("code"),
+        resident_id=data.get("resident_id"),
+    )
+
+
+@endpoint(
+    "/redemptions/<int:redemption_id>/void",
+    "POST",
+    body=RedemptionVoidSchema,
+    response=RedemptionSchema,
+    errors=(404, 409),
+    idempotent=True,
+    tag="exchange",
+)
+def void(user, redemption_id, data, idempotency_key):
+    """Void a redemption: points refunded and stock restored (a clerk the same day, an admin later)."""
+    return redemptions.void(actor=user, redemption_id=redemption_id, reason=data["reason"], now=utcnow())
+
+
+@endpoint(
+    "/stores/<int:store_id>/redemptions",
+    query=RedemptionQuery,
+    response=RedemptionListSchema,
+    errors=(404,),
+    tag="exchange",
+)
+def list_redemptions(user, store_id, query):
+    """The store's redemptions of one local day, with the day's totals."""
+    store = stores.get_store(store_id)
+    authorize(user, ("clerk", "admin"), store, hide=True)
+    zone = ZoneInfo(current_app.config["TIMEZONE"])
+    day = query.get("date") or utcnow().astimezone(zone).date()
+    start = datetime.combine(day, time.min, tzinfo=zone)
+    end = start + timedelta(days=1)
+    report = redemptions.day_report(store, start, end)
+    select = (
+        sa.select(Redemption)
+        .where(Redemption.store_id == store.id, Redemption.created_at >= start, Redemption.created_at < end)
+        .order_by(Redemption.id)
+    )
+    page = paginate(select, query, db.session)
+    return {
+        "items": page.items,
+        "page": page.page,
+        "per_page": page.per_page,
+        "total": page.total,
+        "date": day,
+        "totals": {k: report[k] for k in ("redemptions", "points", "goods", "voids")},
+    }

@@ -1,0 +1,287 @@
+"""Redemption at the counter: points for goods, all or nothing, once per Idempotency-Key.
+
+One unit of work: lock the resident's and the store's ledger accounts (through the ledger), find a
+redemption already made with this key (a double click, a refresh, a retry: return it), check the
+monthly limits, move the points (insufficient → 422), take each item's stock in id order through
+the stock ledger (out of stock → 422), write the order, its lines and the archive entry. Any
+refusal rolls the whole thing back. Voids refund the points and restore the stock by new entries.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, time
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import current_app
+
+from community import accounts
+from community.models import User
+from core import audit
+from core.db import db, unit_of_work
+from core.errors import Conflict, Forbidden, Invalid, NotFound
+from core.security import authorize, covers
+from exchange import inventory
+from exchange.models import Item, Redemption, RedemptionLine, Store
+from exchange.stores import get_store
+from points import archive, ledger
+from points.models import Transfer
+
+MAX_QTY = 99
+
+
+@dataclass
+class Line:
+    item_id: int
+    qty: int
+
+
+def local_bounds(now: datetime) -> tuple[datetime, datetime]:
+    """The start of the local month and of the local day of `now`, in UTC (limits and voids)."""
+    zone = ZoneInfo(current_app.config["TIMEZONE"])
+    day = datetime.combine(now.astimezone(zone).date(), time.min, tzinfo=zone)
+    return day.replace(day=1).astimezone(UTC), day.astimezone(UTC)
+
+
+def resolve_resident(*, code: str | None, resident_id: int | None, now: datetime) -> User:
+    if code:
+        return accounts.resolve_personal_code(code, now)
+    if resident_id:
+        user = db.session.get(User, resident_id)
+        if user is None or not user.active:
+            raise Invalid("not_a_resident", errors={"resident_id": ["找不到该居民"]})
+        return user
+    raise Invalid("resident_required", errors={"code": ["请扫描居民会员码或选择居民"]})
+
+
+def _merge(lines: list[Line]) -> dict[int, int]:
+    merged: Counter[int] = Counter()
+    for line in lines:
+        if not isinstance(line.qty, int) or line.qty <= 0 or line.qty > MAX_QTY:
+            raise Invalid(errors={"lines": [f"数量须为 1–{MAX_QTY} 的整数"]})
+        merged[line.item_id] += line.qty
+    if not merged:
+        raise Invalid("basket_empty", errors={"lines": ["请选择要兑换的商品"]})
+    return dict(merged)
+
+
+def redeem(
+    *,
+    actor: User,
+    store_id: int,
+    lines: list[Line],
+    key: str,
+    now: datetime,
+    code: str | None = None,
+    resident_id: int | None = None,
+) -> Redemption:
+    store = get_store(store_id)
+    authorize(actor, "clerk", store)
+    wanted = _merge(lines)
+    resident = resolve_resident(code=code, resident_id=resident_id, now=now)
+    full_key = f"redemption:{store.id}:{actor.id}:{key}"
+    with unit_of_work() as session:
+        mine = ledger.resident_account(session, resident.id)
+        till = ledger.store_account(session, store.id)
+        ledger.lock(session, mine, till)
+        done = session.scalar(sa.select(Redemption).where(Redemption.idempotency_key == full_key))
+        if done is not None:
+            if done.resident_id != resident.id or Counter({ln.item_id: ln.qty for ln in done.lines}) != wanted:
+                raise Conflict("idempotency_conflict")
+            return done
+        items = {i.id: i for i in session.scalars(sa.select(Item).where(Item.id.in_(wanted)))}
+        for item_id in wanted:
+            item = items.get(item_id)
+            if item is None or item.store_id != store.id:
+                raise Invalid("item_not_found", errors={"lines": [f"商品 {item_id} 不在本店"]})
+            if not item.active:
+                raise Invalid("item_inactive", errors={"lines": [f"「{item.name}」已下架"]})
+        _check_monthly_limits(session, resident.id, items, wanted, now)
+        total = sum(items[i].points_price * q for i, q in wanted.items())
+        move = ledger.transfer(
+            session,
+            source=mine,
+            target=till,
+            amount=total,
+            kind="redemption",
+            key=full_key,
+            now=now,
+            actor_id=actor.id,
+            cause=("store", store.id),
+        )
+        redemption = Redemption(
+            store_id=store.id,
+            resident_id=resident.id,
+            clerk_id=actor.id,
+            idempotency_key=full_key,
+            total_points=total,
+            balance_after=0,
+            transfer_id=move.transfer.id,
+            created_at=now,
+        )
+        session.add(redemption)
+        session.flush()
+        for item_id in sorted(wanted):  # id order: two baskets never wait on each other in a cycle
+            item = items[item_id]
+            inventory.move(
+                session,
+                item_id=item_id,
+                delta=-wanted[item_id],
+                kind="redemption",
+                now=now,
+                actor_id=actor.id,
+                redemption_id=redemption.id,
+            )
+            session.add(
+                RedemptionLine(
+                    redemption_id=redemption.id,
+                    item_id=item_id,
+                    name=item.name,
+                    unit=item.unit,
+                    qty=wanted[item_id],
+                    unit_points=item.points_price,
+                )
+            )
+        redemption.balance_after = ledger.balance(session, resident.id)
+        goods = "、".join(f"{items[i].name}×{q}" for i, q in sorted(wanted.items()))
+        archive.append(
+            session,
+            user_id=resident.id,
+            kind="redemption",
+            occurred_at=now,
+            now=now,
+            summary=f"道德超市兑换：{goods}（{store.name}）",
+            points=-total,
+            details={
+                "redemption_id": redemption.id,
+                "store": store.name,
+                "lines": [[items[i].name, q, items[i].points_price] for i, q in sorted(wanted.items())],
+            },
+            transfer_id=move.transfer.id,
+            cause=("redemption", redemption.id),
+        )
+        audit.record(
+            "redemption.create",
+            "redemption",
+            redemption.id,
+            actor=actor,
+            after={"resident_id": resident.id, "total": total, "lines": wanted},
+            region_id=store.region_id,
+            now=now,
+        )
+    return db.session.get(Redemption, redemption.id)
+
+
+def _check_monthly_limits(
+    session, resident_id: int, items: dict[int, Item], wanted: dict[int, int], now: datetime
+) -> None:
+    limited = [i for i in wanted if items[i].monthly_limit]
+    if not limited:
+        return
+    month_start, _ = local_bounds(now)
+    taken = dict(
+        session.execute(
+            sa.select(RedemptionLine.item_id, sa.func.sum(RedemptionLine.qty))
+            .join(Redemption, Redemption.id == RedemptionLine.redemption_id)
+            .where(
+                Redemption.resident_id == resident_id,
+                Redemption.status == "completed",
+                Redemption.created_at >= month_start,
+                RedemptionLine.item_id.in_(limited),
+            )
+            .group_by(RedemptionLine.item_id)
+        ).all()
+    )
+    for item_id in limited:
+        item = items[item_id]
+        if (taken.get(item_id) or 0) + wanted[item_id] > item.monthly_limit:
+            left = max(0, item.monthly_limit - (taken.get(item_id) or 0))
+            detail = f"「{item.name}」每人每月限兑 {item.monthly_limit}{item.unit}，本月还可兑 {left}{item.unit}"
+            raise Invalid("monthly_limit", detail, errors={"lines": [detail]})
+
+
+def void(*, actor: User, redemption_id: int, reason: str, now: datetime) -> Redemption:
+    """Undo a redemption: a clerk of the store the same day, an admin of its region any time."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise Invalid("reason_required", errors={"reason": ["请填写撤销原因"]})
+    with unit_of_work() as session:
+        authorize(actor, ("clerk", "admin"))
+        redemption = session.get(Redemption, redemption_id, populate_existing=True, with_for_update=True)
+        if redemption is None:
+            raise NotFound()
+        authorize(actor, ("clerk", "admin"), redemption, hide=True)
+        if redemption.status == "voided":
+            raise Conflict("already_voided")
+        _, today = local_bounds(now)
+        if not covers(actor, "admin", redemption) and redemption.created_at < today:
+            raise Forbidden("void_too_late")
+        original = session.get(Transfer, redemption.transfer_id)
+        back = ledger.reverse(
+            session,
+            original,
+            key=f"void:{redemption.id}",
+            now=now,
+            actor_id=actor.id,
+            reason=reason,
+            cause=("redemption", redemption.id),
+        )
+        for line in redemption.lines:
+            inventory.move(
+                session,
+                item_id=line.item_id,
+                delta=line.qty,
+                kind="void",
+                now=now,
+                actor_id=actor.id,
+                redemption_id=redemption.id,
+                note=reason[:255],
+            )
+        redemption.status, redemption.voided_at, redemption.voided_by_id = "voided", now, actor.id
+        redemption.void_reason, redemption.void_transfer_id = reason[:255], back.transfer.id
+        archive.append(
+            session,
+            user_id=redemption.resident_id,
+            kind="void",
+            occurred_at=now,
+            now=now,
+            summary=f"撤销兑换（小票 {redemption.receipt_no}）：{reason}",
+            points=back.moved,
+            details={"redemption_id": redemption.id, "reason": reason},
+            transfer_id=back.transfer.id,
+            cause=("void", redemption.id),
+        )
+        audit.record(
+            "redemption.void",
+            "redemption",
+            redemption.id,
+            actor=actor,
+            before={"status": "completed"},
+            after={"status": "voided", "reason": reason},
+            region_id=redemption.store.region_id,
+            now=now,
+        )
+    return redemption
+
+
+def day_report(store: Store, day_start: datetime, day_end: datetime) -> dict:
+    rows = db.session.scalars(
+        sa.select(Redemption)
+        .where(Redemption.store_id == store.id, Redemption.created_at >= day_start, Redemption.created_at < day_end)
+        .order_by(Redemption.id)
+    ).all()
+    completed = [r for r in rows if r.status == "completed"]
+    goods: Counter[str] = Counter()
+    for r in completed:
+        for line in r.lines:
+            goods[f"{line.name}（{line.unit}）"] += line.qty
+    return {
+        "redemptions": len(completed),
+        "points": sum(r.total_points for r in completed),
+        "goods": sum(goods.values()),
+        "voids": len(rows) - len(completed),
+        "by_item": dict(goods),
+        "rows": rows,
+    }

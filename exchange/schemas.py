@@ -1,0 +1,148 @@
+"""What comes in and goes out of the moral supermarket API (marshmallow)."""
+
+from __future__ import annotations
+
+from marshmallow import ValidationError, fields, validate, validates_schema
+
+from community import pii
+from core.api import BaseSchema, PageQuery
+
+REQUIRED = {"required": "必填"}
+
+
+class StoreSchema(BaseSchema):
+    id = fields.Integer(dump_only=True)
+    name = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(min=1, max=64))
+    region_code = fields.String(required=True, error_messages=REQUIRED)
+    opening_hours = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+    active = fields.Boolean(dump_only=True)
+
+
+class StoreQuery(PageQuery):
+    region_code = fields.String(metadata={"description": "only stores in this region's subtree"})
+
+
+class ItemSchema(BaseSchema):
+    id = fields.Integer(dump_only=True)
+    name = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(min=1, max=64))
+    unit = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(min=1, max=16))
+    points_price = fields.Integer(
+        required=True, strict=True, error_messages=REQUIRED, validate=validate.Range(min=1, error="所需积分须为正整数")
+    )
+    stock = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0, error="库存不能为负数"))
+    low_stock_threshold = fields.Integer(load_default=5, strict=True, validate=validate.Range(min=0))
+    monthly_limit = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1))
+    category = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=32))
+    active = fields.Boolean(dump_only=True)
+    low = fields.Boolean(dump_only=True)
+
+
+class ItemQuery(PageQuery):
+    active = fields.Boolean()
+
+
+class StockSchema(BaseSchema):
+    delta = fields.Integer(strict=True, load_default=None, allow_none=True)
+    reason = fields.String(
+        required=True,
+        error_messages=REQUIRED,
+        validate=validate.OneOf(["purchase", "donation", "stocktake"], error="须为 purchase、donation 或 stocktake"),
+    )
+    donor = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+    note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=255))
+    counted = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=0))
+
+    @validates_schema
+    def delta_or_count(self, data, **kwargs):
+        if data.get("delta") is None and not (data.get("reason") == "stocktake" and data.get("counted") is not None):
+            raise ValidationError("请填写数量", "delta")
+
+
+class LineSchema(BaseSchema):
+    item_id = fields.Integer(required=True, strict=True, error_messages=REQUIRED)
+    qty = fields.Integer(
+        required=True,
+        strict=True,
+        error_messages=REQUIRED,
+        validate=validate.Range(min=1, max=99, error="数量须为 1–99"),
+    )
+
+
+class RedemptionRequestSchema(BaseSchema):
+    code = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=128))
+    resident_id = fields.Integer(load_default=None, allow_none=True, strict=True)
+    lines = fields.List(
+        fields.Nested(LineSchema),
+        required=True,
+        error_messages=REQUIRED,
+        validate=validate.Length(min=1, max=50, error="请选择 1–50 种商品"),
+    )
+
+    @validates_schema
+    def someone(self, data, **kwargs):
+        if not data.get("code") and not data.get("resident_id"):
+            raise ValidationError("请扫描居民会员码或选择居民", "code")
+
+
+class LineOutSchema(BaseSchema):
+    item_id = fields.Integer()
+    name = fields.String()
+    unit = fields.String()
+    qty = fields.Integer()
+    unit_points = fields.Integer()
+    points = fields.Integer()
+
+
+class RedemptionSchema(BaseSchema):
+    id = fields.Integer()
+    receipt_no = fields.String()
+    store_id = fields.Integer()
+    resident_id = fields.Integer()
+    resident_name = fields.Function(lambda r: r.resident.name)
+    total_points = fields.Integer()
+    balance_after = fields.Integer()
+    status = fields.String()
+    lines = fields.List(fields.Nested(LineOutSchema))
+    created_at = fields.DateTime()
+    voided_at = fields.DateTime(allow_none=True)
+    void_reason = fields.String(allow_none=True)
+
+
+class RedemptionVoidSchema(BaseSchema):
+    reason = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(min=1, max=255))
+
+
+class RedemptionQuery(PageQuery):
+    date = fields.Date(metadata={"description": "local date, default today"})
+
+
+class DayTotalsSchema(BaseSchema):
+    redemptions = fields.Integer()
+    points = fields.Integer()
+    goods = fields.Integer()
+    voids = fields.Integer()
+
+
+class RedemptionListSchema(BaseSchema):
+    items = fields.List(fields.Nested(RedemptionSchema))
+    page = fields.Integer()
+    per_page = fields.Integer()
+    total = fields.Integer()
+    date = fields.Date()
+    totals = fields.Nested(DayTotalsSchema)
+
+
+class ResidentLookupSchema(BaseSchema):
+    id = fields.Integer()
+    name = fields.String()
+    phone = fields.Function(lambda u: pii.mask_phone(u.phone))
+    volunteer_no = fields.String()
+    household = fields.Function(lambda u: u.household.number if u.household else None)
+    region = fields.Function(lambda u: u.region.name)
+    balance = fields.Function(lambda u: u.balance)
+
+
+class LookupQuery(BaseSchema):
+    code = fields.String(validate=validate.Length(max=128))
+    name = fields.String(validate=validate.Length(max=32))
+    phone_tail = fields.String(validate=validate.Regexp(r"^\d{4}$", error="手机号后 4 位"))

@@ -1,0 +1,200 @@
+"""Pages of the moral supermarket: the counter (POS), goods and stock, the day's report, stores."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from community import services as community_services
+from community.models import Region, User
+from core.db import db, utcnow
+from core.errors import DomainError, NotFound
+from core.security import authorize, covers
+from exchange import redemption as redemptions
+from exchange import stores
+from exchange.models import Item, StockMovement, Store
+
+bp = Blueprint("exchange", __name__)
+
+
+def _problems(error: DomainError) -> str:
+    return "；".join(m for ms in (error.errors or {"_": [error.detail]}).values() for m in ms)
+
+
+def _staff_store(store_id: int, roles=stores.STAFF) -> Store:
+    authorize(current_user, roles)
+    store = stores.get_store(store_id)
+    authorize(current_user, roles, store, hide=True)
+    return store
+
+
+@bp.get("/stores/")
+@login_required
+def my_stores():
+    """The stores the signed-in clerk or admin works for."""
+    authorize(current_user, stores.STAFF)
+    rows = [s for s in db.session.scalars(sa.select(Store).order_by(Store.id)) if covers(current_user, stores.STAFF, s)]
+    regions = []
+    if current_user.has_role("admin"):
+        roots = community_services.admin_regions(current_user, roles=("admin",))
+        regions = db.session.scalars(
+            sa.select(Region).where(sa.or_(*[community_services.subtree(r) for r in roots])).order_by(Region.path)
+        ).all()
+    return render_template("exchange/stores.html", stores=rows, regions=regions)
+
+
+@bp.post("/stores/")
+@login_required
+def create_store():
+    authorize(current_user, "admin")
+    try:
+        store = stores.create_store(
+            actor=current_user,
+            name=request.form.get("name", ""),
+            region_code=request.form.get("region_code", ""),
+            now=utcnow(),
+            opening_hours=request.form.get("opening_hours") or None,
+        )
+    except DomainError as error:
+        flash(_problems(error), "error")
+    else:
+        flash(f"已开设「{store.name}」", "success")
+    return redirect(url_for("exchange.my_stores"))
+
+
+@bp.post("/stores/<int:store_id>/clerks")
+@login_required
+def grant_clerk(store_id: int):
+    store = _staff_store(store_id, roles=("admin",))
+    phone = request.form.get("phone", "").strip()
+    user = db.session.scalar(sa.select(User).where(User.phone == phone))
+    if user is None:
+        flash("找不到该手机号的居民，请先让其注册", "error")
+    else:
+        try:
+            community_services.grant_role(
+                actor=current_user, user_id=user.id, role="clerk", scope_type="store", scope_id=store.id, now=utcnow()
+            )
+        except DomainError as error:
+            flash(_problems(error), "error")
+        else:
+            flash(f"已授权 {user.name} 为「{store.name}」店员", "success")
+    return redirect(url_for("exchange.goods", store_id=store.id))
+
+
+@bp.get("/stores/<int:store_id>/counter")
+@login_required
+def counter(store_id: int):
+    store = _staff_store(store_id, roles=("clerk",))
+    items = db.session.scalars(
+        sa.select(Item).where(Item.store_id == store.id, Item.active.is_(True)).order_by(Item.category, Item.id)
+    ).all()
+    return render_template("exchange/counter.html", store=store, items=items)
+
+
+@bp.get("/stores/<int:store_id>/receipts/<int:redemption_id>")
+@login_required
+def receipt(store_id: int, redemption_id: int):
+    store = _staff_store(store_id)
+    row = db.session.get(redemptions.Redemption, redemption_id)
+    if row is None or row.store_id != store.id:
+        raise NotFound()
+    return render_template("exchange/receipt.html", store=store, r=row)
+
+
+@bp.route("/stores/<int:store_id>/goods", methods=["GET", "POST"])
+@login_required
+def goods(store_id: int):
+    store = _staff_store(store_id)
+    if request.method == "POST":
+        form = request.form
+        try:
+            if form.get("action") == "add":
+                stores.add_item(
+                    actor=current_user,
+                    store_id=store.id,
+                    name=form.get("name", ""),
+                    unit=form.get("unit", ""),
+                    points_price=int(form.get("points_price") or 0),
+                    stock=int(form.get("stock") or 0),
+                    low_stock_threshold=int(form.get("low_stock_threshold") or 5),
+                    monthly_limit=int(form["monthly_limit"]) if form.get("monthly_limit") else None,
+                    category=form.get("category") or None,
+                    now=utcnow(),
+                )
+                flash("已上架", "success")
+            else:
+                reason = form.get("reason", "purchase")
+                counted = int(form["counted"]) if reason == "stocktake" and form.get("counted") else None
+                stores.receive(
+                    actor=current_user,
+                    item_id=int(form.get("item_id") or 0),
+                    reason=reason,
+                    delta=int(form.get("delta") or 0),
+                    counted=counted,
+                    donor=form.get("donor"),
+                    note=form.get("note"),
+                    now=utcnow(),
+                )
+                flash("已入库" if reason != "stocktake" else "盘点已记录", "success")
+        except ValueError:
+            flash("请填写正确的数字", "error")
+        except DomainError as error:
+            flash(_problems(error), "error")
+        return redirect(url_for("exchange.goods", store_id=store.id))
+    items = db.session.scalars(sa.select(Item).where(Item.store_id == store.id).order_by(Item.id)).all()
+    movements = db.session.scalars(
+        sa.select(StockMovement).join(Item).where(Item.store_id == store.id).order_by(StockMovement.id.desc()).limit(30)
+    ).all()
+    return render_template(
+        "exchange/goods.html",
+        store=store,
+        items=items,
+        movements=movements,
+        is_admin=covers(current_user, "admin", store),
+    )
+
+
+@bp.get("/stores/<int:store_id>/report")
+@login_required
+def report(store_id: int):
+    store = _staff_store(store_id)
+    zone = ZoneInfo(current_app.config["TIMEZONE"])
+    try:
+        day = date.fromisoformat(request.args.get("date", "")) if request.args.get("date") else None
+    except ValueError:
+        day = None
+    day = day or utcnow().astimezone(zone).date()
+    start = datetime.combine(day, time.min, tzinfo=zone)
+    data = redemptions.day_report(store, start, start + timedelta(days=1))
+    low = db.session.scalars(
+        sa.select(Item).where(Item.store_id == store.id, Item.active.is_(True), Item.stock <= Item.low_stock_threshold)
+    ).all()
+    return render_template(
+        "exchange/report.html",
+        store=store,
+        day=day,
+        data=data,
+        low=low,
+        can_void_all=covers(current_user, "admin", store),
+        today=utcnow().astimezone(zone).date(),
+    )
+
+
+@bp.post("/stores/<int:store_id>/redemptions/<int:redemption_id>/void")
+@login_required
+def void(store_id: int, redemption_id: int):
+    store = _staff_store(store_id)
+    try:
+        redemptions.void(
+            actor=current_user, redemption_id=redemption_id, reason=request.form.get("reason", ""), now=utcnow()
+        )
+    except DomainError as error:
+        flash(_problems(error), "error")
+    else:
+        flash("已撤销，积分已退回，库存已恢复", "success")
+    return redirect(url_for("exchange.report", store_id=store.id, date=request.form.get("date", "")))
