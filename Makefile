@@ -40,6 +40,7 @@ bench: install-dev
 	$(BIN)/python bench/bench_auth.py
 	$(BIN)/python bench/bench_ledger.py
 	$(BIN)/python bench/bench_redeem.py
+	$(BIN)/python bench/bench_checkin.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache tests/artifacts

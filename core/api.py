@@ -13,7 +13,7 @@ import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import wraps
+from functools import cache, wraps
 from typing import Any
 
 from apispec import APISpec
@@ -268,7 +268,9 @@ def _render(result: Any, schema: type[Schema] | None, status: int, many: bool, p
 _PATH_PARAM = re.compile(r"<(?:(?P<conv>[a-z]+):)?(?P<name>\w+)>")
 
 
+@cache
 def _page_schema(schema: type[Schema]) -> type[Schema]:
+    """One page envelope class per item schema, so that routes sharing it share one component."""
     return type(
         f"{schema.__name__.removesuffix('Schema')}PageSchema",
         (Schema,),

@@ -70,6 +70,9 @@ def _register_domains(app: Flask) -> None:
     from points import ledger
     from points.cli import archive_cli
     from points.views import bp as points_pages
+    from volunteer import api as volunteer_api  # noqa: F401
+    from volunteer import jobs as volunteer_jobs  # noqa: F401
+    from volunteer.views import bp as volunteer_pages
 
     login_manager.user_loader(accounts.user_for_session)
     register_balance_reader(lambda user: ledger.balance(db.session, user.id))
@@ -87,6 +90,8 @@ def _register_domains(app: Flask) -> None:
     app.register_blueprint(community_pages)
     app.register_blueprint(points_pages)
     app.register_blueprint(exchange_pages)
+    app.register_blueprint(volunteer_pages)
+
     app.cli.add_command(admin_cli)
     app.cli.add_command(archive_cli)
 
@@ -117,11 +122,14 @@ def _register_cli(app: Flask) -> None:
         from community import demo as community_demo
         from exchange import demo as exchange_demo
         from points import demo as points_demo
+        from volunteer import demo as volunteer_demo
 
         result = community_demo.seed(force=force)
         click.echo(result)
         if "skipped" not in result:
             click.echo(points_demo.seed())
+            click.echo(volunteer_demo.seed())
+
             click.echo(exchange_demo.seed())
 
     jobs = AppGroup("jobs", help="定时任务 (scheduled jobs)")

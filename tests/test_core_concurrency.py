@@ -19,7 +19,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_threads(app, count: int, work) -> list:
-    """Start `count` threads together (a barrier), each with its own app context; return results."""
+    """Start `count` threads together (a barrier), each with its own app context; return results.
+
+    `work` must not touch ORM objects of the calling test: they belong to its session, and a
+    session is not shared between threads. Pass ids and load inside `work`.
+    """
+
     barrier = threading.Barrier(count)
     results: list = [None] * count
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from community.models import User
 from core.db import db, utcnow
 from exchange import inventory, redemption, stores
 from exchange.models import Item, Redemption, RedemptionLine, StockMovement
@@ -105,9 +106,11 @@ def test_twenty_concurrent_retries_of_one_key_redeem_once(app, w):
     token = f.token(w.users["clerk"])
     body = {"resident_id": w.users["resident"].id, "lines": [{"item_id": w.items["oil"].id, "qty": 1}]}
 
+    url = f"/api/v1/stores/{w.stores['s1'].id}/redemptions"
+
     def retry(i: int):
         return app.test_client().post(
-            f"/api/v1/stores/{w.stores['s1'].id}/redemptions",
+            url,
             json=body,
             headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "one-basket"},
         )
@@ -125,11 +128,13 @@ def test_one_resident_buying_at_once_from_many_threads_never_overspends(app, w):
     person = residents(1, points=30)[0]
     item_id = one_point_item(w, 100)
 
+    clerk_id, store_id = w.users["clerk"].id, w.stores["s1"].id
+
     def buy(i: int):
         try:
             return redemption.redeem(
-                actor=w.users["clerk"],
-                store_id=w.stores["s1"].id,
+                actor=db.session.get(User, clerk_id),
+                store_id=store_id,
                 lines=[redemption.Line(item_id, 4)],
                 key=f"k{i}",
                 resident_id=person,

@@ -164,10 +164,11 @@ def test_concurrent_retries_of_one_key_apply_once(app, world):
 
     admin, user = world.users["admin"], world.users["resident"]
     token = f.token(admin)
+    url = f"/api/v1/residents/{user.id}/adjustments"  # threads never touch this session's objects
 
     def post(i):
         return app.test_client().post(
-            f"/api/v1/residents/{user.id}/adjustments",
+            url,
             json={"points": 3, "reason": "表彰"},
             headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "same"},
         )

@@ -187,7 +187,9 @@ def test_posting_twice_at_once_posts_once(app, world):
     deed = record(world)
     deeds.approve(actor=world.users["reviewer"], deed_id=deed.id, now=utcnow())
     later = utcnow() + timedelta(days=4)
-    run_threads(app, 4, lambda i: deeds.post(deed.id, now=later))
+    deed_id = deed.id  # threads get ids, never another session's objects
+    run_threads(app, 4, lambda i: deeds.post(deed_id, now=later))
+
     db.session.rollback()
     assert len(archive.entries(db.session, world.users["resident"].id)) == 1
     assert ledger.balance(db.session, world.users["resident"].id) == 10

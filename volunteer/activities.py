@@ -1,0 +1,215 @@
+"""Activities: create, edit, publish, cancel, finish, close. Organizers act only for their own
+department (or region); everything is audited; volunteers are told of a cancellation."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from community import services as community_services
+from community.models import Department, User
+from core import audit
+from core.db import db, unit_of_work
+from core.errors import Conflict, Invalid, NotFound
+from core.notify import queue
+from core.security import authorize, covers
+from volunteer.messages import MESSAGES  # noqa: F401
+from volunteer.models import CATEGORIES, Activity, Attendance, Signup
+
+EDITABLE = (
+    "title",
+    "description",
+    "category",
+    "address",
+    "starts_at",
+    "ends_at",
+    "signup_deadline",
+    "capacity",
+    "requires_approval",
+    "allow_walk_in",
+    "points_per_hour",
+    "latitude",
+    "longitude",
+    "radius_m",
+)
+
+
+def get(activity_id: int, *, viewer: User | None = None, lock: bool = False) -> Activity:
+    """An activity the viewer may see: drafts only for its organizers."""
+    activity = db.session.get(Activity, activity_id, with_for_update=lock or None, populate_existing=lock)
+    if activity is None or (activity.status == "draft" and not covers(viewer, "organizer", activity)):
+        raise NotFound("activity_not_found")
+    return activity
+
+
+def _check(values: dict) -> None:
+    errors: dict[str, list[str]] = {}
+    if "title" in values and not (values["title"] or "").strip():
+        errors["title"] = ["请填写活动名称"]
+    if "category" in values and values["category"] not in CATEGORIES:
+        errors["category"] = ["类别须为：" + "、".join(CATEGORIES)]
+    start, end = values.get("starts_at"), values.get("ends_at")
+    if start and end and end <= start:
+        errors["ends_at"] = ["结束时间须晚于开始时间"]
+    if start and end and (end - start).total_seconds() > 3 * 24 * 3600:
+        errors["ends_at"] = ["单次活动不能超过 3 天"]
+    deadline = values.get("signup_deadline")
+    if deadline and end and deadline > end:
+        errors["signup_deadline"] = ["报名截止须早于活动结束"]
+    if values.get("capacity") is not None and values["capacity"] <= 0:
+        errors["capacity"] = ["人数上限须为正整数"]
+    if values.get("points_per_hour") is not None and not 0 <= values["points_per_hour"] <= 100:
+        errors["points_per_hour"] = ["每小时积分须在 0–100 之间"]
+    if errors:
+        raise Invalid(errors=errors)
+
+
+def create(*, actor: User, department_id: int, region_code: str, now: datetime, **values) -> Activity:
+    _check(values)
+    with unit_of_work() as session:
+        authorize(actor, "organizer")
+        department = session.get(Department, department_id)
+        if department is None:
+            raise Invalid(errors={"department_id": ["找不到该部门"]})
+        authorize(actor, "organizer", department)
+        region = community_services.require_region(region_code)
+        activity = Activity(
+            department_id=department.id,
+            region_id=region.id,
+            status="draft",
+            secret=secrets.token_hex(16),
+            created_by_id=actor.id,
+            created_at=now,
+            **{k: v for k, v in values.items() if k in EDITABLE},
+        )
+        activity.title = activity.title.strip()
+        session.add(activity)
+        session.flush()
+        audit.record(
+            "activity.create",
+            "activity",
+            activity.id,
+            actor=actor,
+            after={k: values.get(k) for k in ("title", "starts_at", "ends_at", "capacity")},
+            region_id=region.id,
+            now=now,
+        )
+    return activity
+
+
+def update(*, actor: User, activity_id: int, now: datetime, **values) -> Activity:
+    with unit_of_work() as session:
+        activity = _managed(actor, activity_id)
+        if activity.status not in ("draft", "published"):
+            raise Conflict("activity_state")
+        merged = {k: getattr(activity, k) for k in EDITABLE} | {k: v for k, v in values.items() if k in EDITABLE}
+        _check(merged)
+        before = {k: getattr(activity, k) for k in values if k in EDITABLE}
+        for key, value in values.items():
+            if key in EDITABLE:
+                setattr(activity, key, value)
+        audit.record(
+            "activity.update",
+            "activity",
+            activity.id,
+            actor=actor,
+            before=before,
+            after={k: v for k, v in values.items() if k in EDITABLE},
+            region_id=activity.region_id,
+            now=now,
+        )
+        session.flush()
+    return activity
+
+
+def _managed(actor: User, activity_id: int) -> Activity:
+    authorize(actor, "organizer")
+    activity = db.session.get(Activity, activity_id, with_for_update=True, populate_existing=True)
+    if activity is None:
+        raise NotFound("activity_not_found")
+    authorize(actor, "organizer", activity, hide=True)
+    return activity
+
+
+def _transition(actor: User, activity_id: int, now: datetime, allowed: tuple[str, ...], to: str) -> Activity:
+    with unit_of_work():
+        activity = _managed(actor, activity_id)
+        if activity.status not in allowed:
+            raise Conflict("activity_state")
+        before = activity.status
+        activity.status = to
+        audit.record(
+            f"activity.{to}",
+            "activity",
+            activity.id,
+            actor=actor,
+            before={"status": before},
+            after={"status": to},
+            region_id=activity.region_id,
+            now=now,
+        )
+        if to == "cancelled":
+            _tell_signed_up(activity, now, "活动取消", f"您报名的活动「{activity.title}」已取消。")
+        if to == "finished":
+            _mark_no_shows(activity, now)
+    return activity
+
+
+def publish(*, actor: User, activity_id: int, now: datetime) -> Activity:
+    return _transition(actor, activity_id, now, ("draft",), "published")
+
+
+def cancel(*, actor: User, activity_id: int, now: datetime) -> Activity:
+    return _transition(actor, activity_id, now, ("draft", "published"), "cancelled")
+
+
+def finish(*, actor: User, activity_id: int, now: datetime) -> Activity:
+    return _transition(actor, activity_id, now, ("published",), "finished")
+
+
+def close(*, actor: User, activity_id: int, now: datetime) -> Activity:
+    return _transition(actor, activity_id, now, ("finished",), "closed")
+
+
+def _tell_signed_up(activity: Activity, now: datetime, title: str, body: str) -> None:
+    users = db.session.scalars(
+        sa.select(Signup.user_id).where(
+            Signup.activity_id == activity.id, Signup.status.in_(("confirmed", "waitlisted", "pending"))
+        )
+    ).all()
+    for user_id in users:
+        queue(
+            db.session,
+            user_id=user_id,
+            kind="activity",
+            title=title,
+            body=body,
+            key=f"activity:{activity.id}:{title}:{user_id}",
+            now=now,
+        )
+
+
+def _mark_no_shows(activity: Activity, now: datetime) -> None:
+    present = sa.select(Attendance.user_id).where(
+        Attendance.activity_id == activity.id, Attendance.status != "annulled"
+    )
+    db.session.execute(
+        sa.update(Signup)
+        .where(Signup.activity_id == activity.id, Signup.status == "confirmed", Signup.user_id.not_in(present))
+        .values(no_show=True, updated_at=now)
+    )
+
+
+def counts(activity_id: int) -> dict[str, int]:
+    rows = dict(
+        db.session.execute(
+            sa.select(Signup.status, sa.func.count()).where(Signup.activity_id == activity_id).group_by(Signup.status)
+        ).all()
+    )
+    return {
+        "signed_up": rows.get("confirmed", 0),
+        "waitlisted": rows.get("waitlisted", 0),
+        "pending": rows.get("pending", 0),
+    }

@@ -1,0 +1,321 @@
+"""JSON routes of volunteer service (API.md "Activities and attendance"). Thin: load, call, dump."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Response, url_for
+
+from community import services as community_services
+from core.api import PageQuery, endpoint, paginate
+from core.db import db, utcnow
+from core.errors import NotFound
+from core.qr import qr_png
+from core.security import authorize
+from volunteer import activities, attendance, signups, tokens
+from volunteer.models import Activity, Attendance, Signup
+from volunteer.schemas import (
+    ActivityQuery,
+    ActivityRequestSchema,
+    ActivitySchema,
+    AttendanceSchema,
+    CheckinSchema,
+    CorrectionSchema,
+    LiveSchema,
+    PersonalScanSchema,
+    ReasonSchema,
+    ScanResultSchema,
+    SignupSchema,
+    VenueCodeQuery,
+    VenueCodeSchema,
+)
+
+
+def _with_counts(activity: Activity) -> Activity:
+    activity.counts = activities.counts(activity.id)
+    return activity
+
+
+def _organized(user, activity_id: int) -> Activity:
+    authorize(user, "organizer")
+    activity = db.session.get(Activity, activity_id)
+    if activity is None:
+        raise NotFound("activity_not_found")
+    authorize(user, "organizer", activity, hide=True)
+    return activity
+
+
+@endpoint("/activities", "POST", body=ActivityRequestSchema, response=ActivitySchema, status=201, tag="volunteer")
+def create_activity(user, data):
+    """An organizer creates an activity for their department (a draft)."""
+    return _with_counts(activities.create(actor=user, now=utcnow(), **data))
+
+
+@endpoint(
+    "/activities/<int:activity_id>",
+    "PATCH",
+    body=ActivityRequestSchema,
+    response=ActivitySchema,
+    errors=(404, 409),
+    tag="volunteer",
+)
+def update_activity(user, activity_id, data):
+    """Edit a draft or published activity."""
+    data.pop("department_id", None)
+    data.pop("region_code", None)
+    return _with_counts(activities.update(actor=user, activity_id=activity_id, now=utcnow(), **data))
+
+
+def _transition(name):
+    def view(user, activity_id):
+        return _with_counts(getattr(activities, name)(actor=user, activity_id=activity_id, now=utcnow()))
+
+    view.__name__ = f"{name}_activity"
+    view.__doc__ = {
+        "publish": "Publish a draft: volunteers can now sign up.",
+        "cancel": "Cancel an activity; signed-up volunteers are notified.",
+        "finish": "Mark an activity finished; no-shows are recorded.",
+        "close": "Close a finished activity.",
+    }[name]
+    return view
+
+
+for _name in ("publish", "cancel", "finish", "close"):
+    endpoint(
+        f"/activities/<int:activity_id>/{_name}", "POST", response=ActivitySchema, errors=(404, 409), tag="volunteer"
+    )(_transition(_name))
+
+
+@endpoint("/activities", query=ActivityQuery, response=ActivitySchema, paged=True, auth=False, tag="volunteer")
+def list_activities(user, query):
+    """Activities, filtered by region subtree, status, time, category and text (drafts: own only)."""
+    select = sa.select(Activity).order_by(Activity.starts_at.desc(), Activity.id.desc())
+    status = query.get("status")
+    if status == "draft":
+        departments = {i for t, i in (user.grant_keys("organizer") if user else set()) if t == "department"}
+        select = select.where(Activity.status == "draft", Activity.department_id.in_(departments))
+    elif status:
+        select = select.where(Activity.status == status)
+    else:
+        select = select.where(Activity.status != "draft")
+    if query.get("region_code"):
+        root = community_services.region_by_code(query["region_code"])
+        ids = community_services.region_ids_in(root) if root else sa.select(sa.null())
+        select = select.where(Activity.region_id.in_(ids))
+    if query.get("category"):
+        select = select.where(Activity.category == query["category"])
+    if query.get("from"):
+        select = select.where(Activity.ends_at >= query["from"])
+    if query.get("to"):
+        select = select.where(Activity.starts_at <= query["to"])
+    if query.get("q"):
+        select = select.where(
+            sa.or_(
+                Activity.title.contains(query["q"], autoescape=True),
+                Activity.address.contains(query["q"], autoescape=True),
+            )
+        )
+    page = paginate(select, query, db.session)
+    for activity in page.items:
+        _with_counts(activity)
+    return page
+
+
+@endpoint("/activities/<int:activity_id>", response=ActivitySchema, auth=False, errors=(404,), tag="volunteer")
+def get_activity(user, activity_id):
+    """One activity with its sign-up counts."""
+    return _with_counts(activities.get(activity_id, viewer=user))
+
+
+@endpoint(
+    "/activities/<int:activity_id>/signups",
+    "POST",
+    response=SignupSchema,
+    status=201,
+    errors=(404, 409),
+    tag="volunteer",
+)
+def sign_up(user, activity_id):
+    """Sign up: confirmed, waitlisted when full, or pending when the organizer approves."""
+    return signups.sign_up(user=user, activity_id=activity_id, now=utcnow())
+
+
+@endpoint(
+    "/activities/<int:activity_id>/signups/me", "DELETE", response=SignupSchema, errors=(404, 409), tag="volunteer"
+)
+def cancel_sign_up(user, activity_id):
+    """Cancel my sign-up before the start; the first waitlisted volunteer is promoted."""
+    return signups.cancel(user=user, activity_id=activity_id, now=utcnow())
+
+
+@endpoint(
+    "/activities/<int:activity_id>/signups",
+    query=PageQuery,
+    response=SignupSchema,
+    paged=True,
+    errors=(404,),
+    tag="volunteer",
+)
+def list_signups(user, activity_id, query):
+    """The sign-ups of an activity, in sign-up order (organizers)."""
+    activity = _organized(user, activity_id)
+    select = sa.select(Signup).where(Signup.activity_id == activity.id).order_by(Signup.created_at, Signup.id)
+    return paginate(select, query, db.session)
+
+
+def _decide(approve: bool):
+    def view(user, activity_id, signup_id):
+        return signups.decide(actor=user, activity_id=activity_id, signup_id=signup_id, approve=approve, now=utcnow())
+
+    view.__name__ = "approve_signup" if approve else "reject_signup"
+    view.__doc__ = "Approve a pending sign-up." if approve else "Reject a pending sign-up."
+    return view
+
+
+endpoint(
+    "/activities/<int:activity_id>/signups/<int:signup_id>/approve",
+    "POST",
+    response=SignupSchema,
+    errors=(404, 409),
+    tag="volunteer",
+)(_decide(True))
+endpoint(
+    "/activities/<int:activity_id>/signups/<int:signup_id>/reject",
+    "POST",
+    response=SignupSchema,
+    errors=(404, 409),
+    tag="volunteer",
+)(_decide(False))
+
+
+def _venue(activity: Activity, mode: str) -> dict:
+    token, expires_at = tokens.poster(activity) if mode == "poster" else tokens.rotating(activity, utcnow())
+    return {"token": token, "expires_at": expires_at, "url": url_for("volunteer.scan", t=token, _external=True)}
+
+
+@endpoint(
+    "/activities/<int:activity_id>/venue-code",
+    query=VenueCodeQuery,
+    response=VenueCodeSchema,
+    errors=(404,),
+    tag="volunteer",
+)
+def venue_code(user, activity_id, query):
+    """The venue QR's URL and token: rotating every 30 s, or the static poster code."""
+    return _venue(_organized(user, activity_id), query["mode"])
+
+
+@endpoint(
+    "/activities/<int:activity_id>/venue-code.png",
+    query=VenueCodeQuery,
+    content_type="image/png",
+    errors=(404,),
+    tag="volunteer",
+)
+def venue_code_png(user, activity_id, query):
+    """The venue QR as a PNG image."""
+    code = _venue(_organized(user, activity_id), query["mode"])
+    response = Response(qr_png(code["url"], box_size=12), mimetype="image/png")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@endpoint("/checkins", "POST", body=CheckinSchema, response=ScanResultSchema, tag="volunteer")
+def check_in(user, data):
+    """Check in (or, on a later scan, out) with the token from the venue QR's URL."""
+    row, action = attendance.scan_venue_code(user=user, token=data["token"], now=utcnow())
+    return {"attendance": row, "action": action, "volunteer": user}
+
+
+@endpoint(
+    "/activities/<int:activity_id>/scans",
+    "POST",
+    body=PersonalScanSchema,
+    response=ScanResultSchema,
+    errors=(404,),
+    tag="volunteer",
+)
+def scan(user, activity_id, data):
+    """Kiosk: the organizer scans a volunteer's personal code to check them in or out."""
+    row, action = attendance.scan_personal_code(
+        organizer=user, activity_id=activity_id, code=data["code"], now=utcnow()
+    )
+    return {"attendance": row, "action": action, "volunteer": row.user}
+
+
+@endpoint(
+    "/activities/<int:activity_id>/attendances/<int:user_id>",
+    "PUT",
+    body=CorrectionSchema,
+    response=AttendanceSchema,
+    errors=(404,),
+    tag="volunteer",
+)
+def correct(user, activity_id, user_id, data):
+    """Back-fill or correct a volunteer's times with a reason; points are re-settled."""
+    return attendance.correct(actor=user, activity_id=activity_id, user_id=user_id, now=utcnow(), **data)
+
+
+@endpoint(
+    "/activities/<int:activity_id>/attendances/<int:user_id>/annul",
+    "POST",
+    body=ReasonSchema,
+    response=AttendanceSchema,
+    errors=(404,),
+    tag="volunteer",
+)
+def annul(user, activity_id, user_id, data):
+    """Annul a wrong check-in (its points are reversed)."""
+    return attendance.annul(actor=user, activity_id=activity_id, user_id=user_id, reason=data["reason"], now=utcnow())
+
+
+@endpoint(
+    "/activities/<int:activity_id>/attendances",
+    query=PageQuery,
+    response=AttendanceSchema,
+    paged=True,
+    errors=(404,),
+    tag="volunteer",
+)
+def list_attendances(user, activity_id, query):
+    """The activity's attendance table (organizers)."""
+    activity = _organized(user, activity_id)
+    select = sa.select(Attendance).where(Attendance.activity_id == activity.id).order_by(Attendance.id)
+    return paginate(select, query, db.session)
+
+
+@endpoint("/activities/<int:activity_id>/live", response=LiveSchema, errors=(404,), tag="volunteer")
+def live(user, activity_id):
+    """For the live check-in screen: how many are inside, and the latest arrivals."""
+    activity = _organized(user, activity_id)
+    rows = db.session.scalars(
+        sa.select(Attendance)
+        .where(Attendance.activity_id == activity.id, Attendance.status != "annulled")
+        .order_by(Attendance.updated_at.desc())
+        .limit(8)
+    ).all()
+    inside = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Attendance)
+        .where(Attendance.activity_id == activity.id, Attendance.status == "open")
+    )
+    total = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Attendance)
+        .where(Attendance.activity_id == activity.id, Attendance.status != "annulled")
+    )
+    return {
+        "inside": inside,
+        "checked_in": total,
+        "signed_up": activities.counts(activity.id)["signed_up"],
+        "latest": [
+            {"name": r.user.name, "action": "签到" if r.status == "open" else "签退", "at": r.updated_at.isoformat()}
+            for r in rows
+        ],
+    }
+
+
+@endpoint("/me/attendances", query=PageQuery, response=AttendanceSchema, paged=True, tag="volunteer")
+def my_attendances(user, query):
+    """My attendance with credited minutes and points."""
+    select = sa.select(Attendance).where(Attendance.user_id == user.id).order_by(Attendance.checked_in_at.desc())
+    return paginate(select, query, db.session)

@@ -1,0 +1,21 @@
+"""The Chinese text of the volunteer domain's error codes (one place, to translate)."""
+
+from core.errors import register_messages
+
+MESSAGES = {
+    "activity_not_found": "找不到该活动",
+    "activity_not_open": "该活动当前不能报名或签到",
+    "activity_state": "活动当前状态不允许此操作",
+    "already_signed_up": "您已报名该活动",
+    "signup_closed": "报名已截止",
+    "not_signed_up": "您没有报名该活动",
+    "too_late_to_cancel": "活动已开始，不能取消报名",
+    "token_expired": "二维码已过期，请扫描屏幕上最新的二维码",
+    "token_invalid": "二维码无效",
+    "token_out_of_window": "不在活动签到时间内",
+    "already_checked_out": "您已签退",
+    "not_confirmed": "您的报名尚未确认，不能签到",
+    "times_invalid": "签到、签退时间不正确",
+}
+
+register_messages(MESSAGES)

@@ -1,0 +1,174 @@
+"""Sign-ups: confirmed, waitlisted, pending approval, rejected, cancelled. The activity row is
+locked while places are counted, so concurrent sign-ups never exceed the capacity; a cancellation
+promotes the first on the waitlist."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from community.models import User
+from core import audit
+from core.db import db, unit_of_work
+from core.errors import Conflict, NotFound
+from core.notify import queue
+from core.security import authorize
+from volunteer.models import Activity, Signup
+
+TAKES_A_PLACE = ("confirmed",)
+
+
+def _locked_activity(activity_id: int) -> Activity:
+    activity = db.session.get(Activity, activity_id, with_for_update=True, populate_existing=True)
+    if activity is None or activity.status == "draft":
+        raise NotFound("activity_not_found")
+    return activity
+
+
+def _has_place(activity: Activity) -> bool:
+    if activity.capacity is None:
+        return True
+    taken = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Signup)
+        .where(Signup.activity_id == activity.id, Signup.status.in_(TAKES_A_PLACE))
+    )
+    return taken < activity.capacity
+
+
+def sign_up(*, user: User, activity_id: int, now: datetime, walk_in: bool = False) -> Signup:
+    with unit_of_work() as session:
+        activity = _locked_activity(activity_id)
+        if activity.status != "published":
+            raise Conflict("activity_not_open")
+        deadline = activity.signup_deadline or activity.ends_at
+        if now > deadline and not walk_in:
+            raise Conflict("signup_closed")
+        existing = session.scalar(sa.select(Signup).where(Signup.activity_id == activity.id, Signup.user_id == user.id))
+        if existing is not None and existing.status != "cancelled":
+            raise Conflict("already_signed_up")
+        if activity.requires_approval and not walk_in:
+            status = "pending"
+        else:
+            status = "confirmed" if _has_place(activity) else "waitlisted"
+        signup = existing or Signup(activity_id=activity.id, user_id=user.id, created_at=now)
+        signup.status, signup.updated_at, signup.walk_in = status, now, walk_in
+        if existing is not None:
+            signup.created_at = now  # back of the queue
+        session.add(signup)
+        session.flush()
+        audit.record(
+            "signup.create",
+            "signup",
+            signup.id,
+            actor=user,
+            after={"activity_id": activity.id, "status": status, "walk_in": walk_in},
+            region_id=activity.region_id,
+            now=now,
+        )
+    return signup
+
+
+def cancel(*, user: User, activity_id: int, now: datetime) -> Signup:
+    with unit_of_work() as session:
+        activity = _locked_activity(activity_id)
+        signup = session.scalar(sa.select(Signup).where(Signup.activity_id == activity.id, Signup.user_id == user.id))
+        if signup is None or signup.status == "cancelled":
+            raise NotFound("not_signed_up")
+        if now >= activity.starts_at:
+            raise Conflict("too_late_to_cancel")
+        freed = signup.status == "confirmed"
+        signup.status, signup.updated_at = "cancelled", now
+        audit.record(
+            "signup.cancel",
+            "signup",
+            signup.id,
+            actor=user,
+            after={"status": "cancelled"},
+            region_id=activity.region_id,
+            now=now,
+        )
+        if freed:
+            promote(activity, now)
+    return signup
+
+
+def promote(activity: Activity, now: datetime) -> Signup | None:
+    """Give a freed place to the first on the waitlist (in sign-up order) and tell them."""
+    if not _has_place(activity):
+        return None
+    first = db.session.scalar(
+        sa.select(Signup)
+        .where(Signup.activity_id == activity.id, Signup.status == "waitlisted")
+        .order_by(Signup.created_at, Signup.id)
+        .limit(1)
+    )
+    if first is None:
+        return None
+    first.status, first.updated_at = "confirmed", now
+    queue(
+        db.session,
+        user_id=first.user_id,
+        kind="waitlist",
+        title="候补成功",
+        body=f"您已从候补转为正式报名：「{activity.title}」。",
+        key=f"promoted:{first.id}:{now.isoformat()}",
+        now=now,
+    )
+    audit.record(
+        "signup.promote", "signup", first.id, after={"status": "confirmed"}, region_id=activity.region_id, now=now
+    )
+    return first
+
+
+def decide(*, actor: User, activity_id: int, signup_id: int, approve: bool, now: datetime) -> Signup:
+    """The organizer approves (a place if there is one, else the waitlist) or rejects a sign-up."""
+    with unit_of_work() as session:
+        authorize(actor, "organizer")
+        activity = _locked_activity(activity_id)
+        authorize(actor, "organizer", activity, hide=True)
+        signup = session.get(Signup, signup_id)
+        if signup is None or signup.activity_id != activity.id:
+            raise NotFound()
+        if signup.status not in ("pending", "waitlisted"):
+            raise Conflict("activity_state")
+        if approve:
+            signup.status = "confirmed" if _has_place(activity) else "waitlisted"
+            title, body = "报名已通过", f"您报名的「{activity.title}」已通过审核。"
+        else:
+            signup.status = "rejected"
+            title, body = "报名未通过", f"很抱歉，您报名的「{activity.title}」未通过审核。"
+        signup.updated_at = now
+        queue(
+            session,
+            user_id=signup.user_id,
+            kind="signup",
+            title=title,
+            body=body,
+            key=f"decided:{signup.id}:{signup.status}",
+            now=now,
+        )
+        audit.record(
+            "signup.decide",
+            "signup",
+            signup.id,
+            actor=actor,
+            after={"status": signup.status},
+            region_id=activity.region_id,
+            now=now,
+        )
+    return signup
+
+
+def attendance_rate(user_id: int) -> float | None:
+    """Share of finished activities the volunteer came to (None before any)."""
+    rows = db.session.execute(
+        sa.select(Signup.no_show, sa.func.count())
+        .join(Activity)
+        .where(Signup.user_id == user_id, Signup.status == "confirmed", Activity.status.in_(("finished", "closed")))
+        .group_by(Signup.no_show)
+    ).all()
+    counts = dict(rows)
+    total = sum(counts.values())
+    return None if not total else round(counts.get(False, 0) / total, 3)

@@ -1,0 +1,274 @@
+"""Pages of volunteer service: browse and sign up, the scan landing page, my activities, and the
+organizer's dashboard, form, management, live check-in screen, poster and kiosk."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from community.models import Department
+from core.db import db, utcnow
+from core.errors import DomainError
+from core.security import authorize, covers
+from volunteer import activities, attendance, signups, tokens
+from volunteer.models import CATEGORIES, Activity, Attendance, Signup
+
+bp = Blueprint("volunteer", __name__)
+
+
+def _problems(error: DomainError) -> str:
+    return "；".join(m for ms in (error.errors or {"_": [error.detail]}).values() for m in ms)
+
+
+@bp.get("/activities")
+def activity_list():
+    q = request.args.get("q", "").strip()
+    select = sa.select(Activity).where(Activity.status == "published", Activity.ends_at >= utcnow())
+    if q:
+        select = select.where(Activity.title.contains(q, autoescape=True))
+    if request.args.get("category") in CATEGORIES:
+        select = select.where(Activity.category == request.args["category"])
+    rows = db.session.scalars(select.order_by(Activity.starts_at).limit(100)).all()
+    return render_template(
+        "volunteer/list.html",
+        activities=rows,
+        q=q,
+        categories=CATEGORIES,
+        counts={a.id: activities.counts(a.id) for a in rows},
+    )
+
+
+@bp.get("/activities/<int:activity_id>")
+def activity_detail(activity_id: int):
+    activity = activities.get(activity_id, viewer=current_user)
+    mine = None
+    if current_user.is_authenticated:
+        mine = db.session.scalar(
+            sa.select(Signup).where(Signup.activity_id == activity.id, Signup.user_id == current_user.id)
+        )
+    return render_template(
+        "volunteer/detail.html",
+        a=activity,
+        counts=activities.counts(activity.id),
+        mine=mine,
+        organizer=covers(current_user, "organizer", activity),
+    )
+
+
+@bp.post("/activities/<int:activity_id>/signup")
+@login_required
+def signup(activity_id: int):
+    try:
+        if request.form.get("action") == "cancel":
+            signups.cancel(user=current_user, activity_id=activity_id, now=utcnow())
+            flash("已取消报名", "info")
+        else:
+            row = signups.sign_up(user=current_user, activity_id=activity_id, now=utcnow())
+            flash(
+                {
+                    "confirmed": "报名成功！活动开始前会提醒您",
+                    "waitlisted": "名额已满，您已进入候补",
+                    "pending": "已提交报名，等待组织者审核",
+                }[row.status],
+                "success",
+            )
+    except DomainError as error:
+        flash(_problems(error), "error")
+    return redirect(url_for("volunteer.activity_detail", activity_id=activity_id))
+
+
+@bp.route("/scan", methods=["GET", "POST"])
+@login_required
+def scan():
+    """Where the venue QR leads. A camera or WeChat opens it directly and checks in; a request
+    from another site (an embedded image, say) must press the button first."""
+    token = request.values.get("t", "")
+    if request.method == "GET" and request.headers.get("Sec-Fetch-Site") == "cross-site":
+        return render_template("volunteer/scan.html", token=token, result=None, error=None)
+    try:
+        row, action = attendance.scan_venue_code(user=current_user, token=token, now=utcnow())
+    except DomainError as error:
+        return render_template("volunteer/scan.html", token=token, result=None, error=error.detail), error.status
+    return render_template("volunteer/scan.html", token=token, result=row, action=action, error=None)
+
+
+@bp.get("/my/activities")
+@login_required
+def my_activities():
+    rows = db.session.scalars(
+        sa.select(Signup).where(Signup.user_id == current_user.id).order_by(Signup.created_at.desc()).limit(100)
+    ).all()
+    present = {
+        a.activity_id: a for a in db.session.scalars(sa.select(Attendance).where(Attendance.user_id == current_user.id))
+    }
+    return render_template(
+        "volunteer/mine.html", signups=rows, present=present, rate=signups.attendance_rate(current_user.id)
+    )
+
+
+# Organizers -------------------------------------------------------------------------------------
+
+
+def _departments() -> list[Department]:
+    authorize(current_user, "organizer")
+    ids = {i for t, i in current_user.grant_keys("organizer") if t == "department"}
+    return list(db.session.scalars(sa.select(Department).where(Department.id.in_(ids))))
+
+
+def _organized(activity_id: int) -> Activity:
+    authorize(current_user, "organizer")
+    activity = activities.get(activity_id, viewer=current_user)
+    authorize(current_user, "organizer", activity, hide=True)
+    return activity
+
+
+def _form_values(form) -> dict:
+    zone = ZoneInfo(current_app.config["TIMEZONE"])
+
+    def when(name):
+        value = form.get(name)
+        return datetime.fromisoformat(value).replace(tzinfo=zone) if value else None
+
+    def number(name):
+        return int(form[name]) if form.get(name) else None
+
+    return {
+        "title": form.get("title", ""),
+        "description": form.get("description", ""),
+        "category": form.get("category", ""),
+        "address": form.get("address", ""),
+        "starts_at": when("starts_at"),
+        "ends_at": when("ends_at"),
+        "signup_deadline": when("signup_deadline"),
+        "capacity": number("capacity"),
+        "points_per_hour": number("points_per_hour"),
+        "requires_approval": bool(form.get("requires_approval")),
+        "allow_walk_in": bool(form.get("allow_walk_in")),
+    }
+
+
+@bp.get("/organizer/")
+@login_required
+def dashboard():
+    departments = _departments()
+    rows = db.session.scalars(
+        sa.select(Activity)
+        .where(Activity.department_id.in_([d.id for d in departments]))
+        .order_by(Activity.starts_at.desc())
+        .limit(100)
+    ).all()
+    return render_template(
+        "volunteer/dashboard.html",
+        activities=rows,
+        departments=departments,
+        counts={a.id: activities.counts(a.id) for a in rows},
+    )
+
+
+@bp.route("/organizer/activities/new", methods=["GET", "POST"])
+@login_required
+def new_activity():
+    departments = _departments()
+    if request.method == "POST":
+        try:
+            values = _form_values(request.form)
+            department = db.session.get(Department, int(request.form.get("department_id") or 0))
+            activity = activities.create(
+                actor=current_user,
+                department_id=department.id if department else 0,
+                region_code=request.form.get("region_code") or (department.region.code if department else ""),
+                now=utcnow(),
+                **values,
+            )
+        except ValueError:
+            flash("请填写正确的时间和数字", "error")
+        except DomainError as error:
+            flash(_problems(error), "error")
+        else:
+            flash("已保存为草稿，确认无误后请发布", "success")
+            return redirect(url_for("volunteer.manage", activity_id=activity.id))
+    return render_template("volunteer/form.html", departments=departments, categories=CATEGORIES, form=request.form)
+
+
+@bp.route("/organizer/activities/<int:activity_id>", methods=["GET", "POST"])
+@login_required
+def manage(activity_id: int):
+    activity = _organized(activity_id)
+    if request.method == "POST":
+        form, now = request.form, utcnow()
+        action = form.get("action")
+        try:
+            if action in ("publish", "cancel", "finish", "close"):
+                getattr(activities, action)(actor=current_user, activity_id=activity.id, now=now)
+            elif action in ("approve", "reject"):
+                signups.decide(
+                    actor=current_user,
+                    activity_id=activity.id,
+                    signup_id=int(form["signup_id"]),
+                    approve=action == "approve",
+                    now=now,
+                )
+            elif action == "correct":
+                zone = ZoneInfo(current_app.config["TIMEZONE"])
+                attendance.correct(
+                    actor=current_user,
+                    activity_id=activity.id,
+                    user_id=int(form["user_id"]),
+                    checked_in_at=datetime.fromisoformat(form["checked_in_at"]).replace(tzinfo=zone),
+                    checked_out_at=datetime.fromisoformat(form["checked_out_at"]).replace(tzinfo=zone),
+                    reason=form.get("reason", ""),
+                    now=now,
+                )
+            elif action == "annul":
+                attendance.annul(
+                    actor=current_user,
+                    activity_id=activity.id,
+                    user_id=int(form["user_id"]),
+                    reason=form.get("reason", ""),
+                    now=now,
+                )
+        except (KeyError, ValueError):
+            flash("请填写完整、正确的内容", "error")
+        except DomainError as error:
+            flash(_problems(error), "error")
+        else:
+            flash("已保存", "success")
+        return redirect(url_for("volunteer.manage", activity_id=activity.id))
+    rows = db.session.scalars(
+        sa.select(Signup).where(Signup.activity_id == activity.id).order_by(Signup.created_at, Signup.id)
+    ).all()
+    present = db.session.scalars(
+        sa.select(Attendance).where(Attendance.activity_id == activity.id).order_by(Attendance.id)
+    ).all()
+    return render_template(
+        "volunteer/manage.html",
+        a=activity,
+        signups=rows,
+        attendances=present,
+        counts=activities.counts(activity.id),
+        totals={"minutes": sum(p.credited_minutes for p in present), "points": sum(p.points for p in present)},
+    )
+
+
+@bp.get("/organizer/activities/<int:activity_id>/live")
+@login_required
+def live(activity_id: int):
+    return render_template("volunteer/live.html", a=_organized(activity_id))
+
+
+@bp.get("/organizer/activities/<int:activity_id>/poster")
+@login_required
+def poster(activity_id: int):
+    activity = _organized(activity_id)
+    token, _ = tokens.poster(activity)
+    return render_template("volunteer/poster.html", a=activity, url=url_for("volunteer.scan", t=token, _external=True))
+
+
+@bp.get("/organizer/activities/<int:activity_id>/kiosk")
+@login_required
+def kiosk(activity_id: int):
+    return render_template("volunteer/kiosk.html", a=_organized(activity_id))
