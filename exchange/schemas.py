@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import url_for
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from community import pii
@@ -35,6 +36,12 @@ class ItemSchema(BaseSchema):
     category = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=32))
     active = fields.Boolean(dump_only=True)
     low = fields.Boolean(dump_only=True)
+    picture_url = fields.Method("_picture_url", dump_only=True)
+
+    def _picture_url(self, item) -> str | None:
+        if not getattr(item, "picture", None):
+            return None
+        return url_for("exchange.item_picture", store_id=item.store_id, item_id=item.id)
 
 
 class ItemQuery(PageQuery):

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from community import services as community_services
 from community.models import User
-from core import audit
+from core import audit, uploads
 from core.db import db, unit_of_work
 from core.errors import Conflict, Invalid, NotFound
 from core.security import authorize
@@ -77,6 +77,7 @@ def add_item(
     low_stock_threshold: int = 5,
     monthly_limit: int | None = None,
     category: str | None = None,
+    picture: bytes | None = None,
 ) -> Item:
     errors: dict[str, list[str]] = {}
     name, unit = (name or "").strip(), (unit or "").strip()
@@ -101,6 +102,10 @@ def add_item(
                 authorize(actor, STAFF, store, hide=True)
             if session.scalar(sa.select(Item.id).where(Item.store_id == store.id, Item.name == name)):
                 raise Conflict("item_taken")
+            actor_id = getattr(actor, "id", None)
+            key = (
+                uploads.store(picture, purpose="item", actor_id=actor_id, now=now, field="picture") if picture else None
+            )
             item = Item(
                 store_id=store.id,
                 name=name,
@@ -110,6 +115,7 @@ def add_item(
                 low_stock_threshold=low_stock_threshold,
                 monthly_limit=monthly_limit,
                 category=category,
+                picture=key,
                 created_at=now,
             )
             session.add(item)
@@ -196,6 +202,40 @@ def receive(
             now=now,
         )
     return db.session.get(Item, item_id)
+
+
+def set_picture(*, actor: User, item_id: int, picture: bytes | None, now: datetime) -> Item:
+    """Give an item a (new) picture, or take it away with None; audited. Empty bytes are a 422."""
+    with unit_of_work() as session:
+        item = session.get(Item, item_id)
+        if item is None:
+            raise NotFound("item_not_found")
+        authorize(actor, STAFF, item, hide=True)
+        before = item.picture
+        item.picture = (
+            None
+            if picture is None
+            else uploads.store(picture, purpose="item", actor_id=actor.id, now=now, field="picture")
+        )
+        audit.record(
+            "item.picture",
+            "item",
+            item.id,
+            actor=actor,
+            before={"picture": before},
+            after={"picture": item.picture},
+            region_id=item.store.region_id,
+            now=now,
+        )
+    return item
+
+
+def item_picture(store_id: int, item_id: int) -> str | None:
+    """The key of an item's picture; anyone may see the goods of a store."""
+    item = db.session.get(Item, item_id)
+    if item is None or item.store_id != store_id:
+        raise NotFound("item_not_found")
+    return item.picture
 
 
 def update_item(*, actor: User, item_id: int, now: datetime, **changes) -> Item:

@@ -11,6 +11,7 @@ from flask_login import current_user, login_required
 
 from community import services as community_services
 from community.models import Region, User
+from core import uploads
 from core.db import db, utcnow
 from core.errors import DomainError, NotFound
 from core.security import authorize, covers
@@ -124,9 +125,18 @@ def goods(store_id: int):
                     low_stock_threshold=int(form.get("low_stock_threshold") or 5),
                     monthly_limit=int(form["monthly_limit"]) if form.get("monthly_limit") else None,
                     category=form.get("category") or None,
+                    picture=uploads.from_request("picture"),
                     now=utcnow(),
                 )
                 flash("已上架", "success")
+            elif form.get("action") == "picture":
+                stores.set_picture(
+                    actor=current_user,
+                    item_id=int(form.get("item_id") or 0),
+                    picture=None if form.get("remove") else (uploads.from_request("picture") or b""),
+                    now=utcnow(),
+                )
+                flash("图片已更新", "success")
             else:
                 reason = form.get("reason", "purchase")
                 counted = int(form["counted"]) if reason == "stocktake" and form.get("counted") else None
@@ -157,6 +167,12 @@ def goods(store_id: int):
         movements=movements,
         is_admin=covers(current_user, "admin", store),
     )
+
+
+@bp.get("/stores/<int:store_id>/items/<int:item_id>/picture")
+def item_picture(store_id: int, item_id: int):
+    """An item's picture: public, like the goods themselves."""
+    return uploads.send(stores.item_picture(store_id, item_id), public=True)
 
 
 @bp.get("/stores/<int:store_id>/report")

@@ -12,10 +12,10 @@ import sqlalchemy as sa
 
 from community import pii
 from community.models import Region, User
-from core import audit
+from core import audit, uploads
 from core.db import db, unit_of_work
 from core.errors import Conflict, Forbidden, Invalid, NotFound
-from core.security import authorize
+from core.security import authorize, covers
 from points import archive, ledger, policies
 from points.models import Deed, DeedObjection, DeedType
 
@@ -59,9 +59,10 @@ def record(
     description: str,
     occurred_on: date,
     now: datetime,
-    photo: str | None = None,
+    photo: bytes | None = None,
 ) -> Deed:
-    """A grid worker records a deed for a resident of their grid; it waits for review."""
+    """A grid worker records a deed for a resident of their grid; it waits for review. An optional
+    photo (the picture's bytes) is checked, stripped of its metadata and kept with the deed."""
     description = (description or "").strip()
     errors: dict[str, list[str]] = {}
     if not description:
@@ -79,13 +80,14 @@ def record(
         kind = session.scalar(types_for(resident.region).where(DeedType.code == deed_type))
         if kind is None:
             raise Invalid("deed_type_unknown", errors={"deed_type": ["找不到该事迹类型"]})
+        photo_key = uploads.store(photo, purpose="deed", actor_id=actor.id, now=now) if photo else None
         deed = Deed(
             resident_id=resident.id,
             deed_type_id=kind.id,
             points=kind.points,
             description=description[:2000],
             occurred_on=occurred_on,
-            photo=photo,
+            photo=photo_key,
             status="pending",
             region_id=resident.region_id,
             recorded_by_id=actor.id,
@@ -98,7 +100,7 @@ def record(
             "deed",
             deed.id,
             actor=actor,
-            after={"resident_id": resident.id, "type": kind.code, "points": kind.points},
+            after={"resident_id": resident.id, "type": kind.code, "points": kind.points, "photo": photo_key},
             region_id=resident.region_id,
             now=now,
         )
@@ -106,6 +108,17 @@ def record(
 
 
 REVIEWERS = ("reviewer", "admin")
+
+
+def photo_key(*, viewer: User, deed_id: int) -> str:
+    """The key of a deed's photo, for those who may see it: the resident, and the grid workers,
+    reviewers and admins over the deed. To anyone else the photo does not exist (404)."""
+    deed = db.session.get(Deed, deed_id)
+    if deed is None or not deed.photo:
+        raise NotFound("deed_not_found")
+    if viewer.id == deed.resident_id or covers(viewer, ("grid_worker", *REVIEWERS), deed):
+        return deed.photo
+    raise NotFound("deed_not_found")
 
 
 def _reviewable(session, actor: User, deed_id: int) -> Deed:

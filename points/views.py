@@ -12,6 +12,7 @@ from flask_login import current_user, login_required
 from community import pii
 from community import services as community_services
 from community.models import Household, Region, User
+from core import uploads
 from core.db import db, utcnow
 from core.errors import DomainError, NotFound
 from core.qr import qr_png
@@ -170,6 +171,7 @@ def new_deed():
                 deed_type=form.get("deed_type", ""),
                 description=form.get("description", ""),
                 occurred_on=date.fromisoformat(form.get("occurred_on") or utcnow().date().isoformat()),
+                photo=uploads.from_request("photo"),
                 now=utcnow(),
             )
         except ValueError:
@@ -183,6 +185,12 @@ def new_deed():
     return render_template(
         "points/deed_form.html", people=people, types=types, today=utcnow().date(), mask_phone=pii.mask_phone
     )
+
+
+@bp.get("/deeds/<int:deed_id>/photo")
+@login_required
+def deed_photo(deed_id: int):
+    return uploads.send(deeds.photo_key(viewer=current_user, deed_id=deed_id), public=False)
 
 
 @bp.route("/deeds/review", methods=["GET", "POST"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 from datetime import datetime
 
@@ -70,3 +71,15 @@ def fund(who: User, points: int, *, key: str | None = None, department_id: int |
             key=key or f"fund:{who.id}:{next(_phones)}",
             now=utcnow(),
         )
+
+
+def picture(width: int = 64, height: int = 48, fmt: str = "JPEG", *, exif=None) -> bytes:
+    """A small picture as an upload would bring it (a phone photo is a JPEG with EXIF)."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    image = Image.new("RGB", (width, height), (200, 30, 40))
+    image.paste((255, 255, 255), (0, 0, width // 2, height // 4))  # a white band: which way is up
+    kwargs = {"exif": exif} if exif is not None else {}
+    image.save(out, fmt, **kwargs)
+    return out.getvalue()

@@ -3,10 +3,12 @@ nothing at another; admins act only within their region."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from core.db import utcnow
-from exchange import redemption
+from exchange import redemption, stores
 from tests import factories as f
 from tests.authz import Case, World, check_matrix
 
@@ -20,6 +22,13 @@ def funded(w: World) -> int:
         f.fund(w.users["resident"], 100)
         w.extra["funded"] = True
     return w.users["resident"].id
+
+
+def pictured(w: World) -> int:
+    if "pictured" not in w.extra:
+        stores.set_picture(actor=w.users["clerk"], item_id=w.items["oil"].id, picture=f.picture(), now=utcnow())
+        w.extra["pictured"] = w.items["oil"].id
+    return w.extra["pictured"]
 
 
 def a_redemption(w: World) -> int:
@@ -143,6 +152,20 @@ CASES = [
         page=True,
         body=lambda w: {"item_id": str(w.items["oil"].id), "reason": "purchase", "delta": "2"},
     ),
+    Case(
+        "goods picture form",
+        "POST",
+        lambda w: f"/stores/{s1(w)}/goods",
+        403,
+        {"clerk": 302, "admin": 302, "clerk_elsewhere": 404, "admin_elsewhere": 404, "anonymous": 302},
+        page=True,
+        body=lambda w: {
+            "item_id": str(w.items["oil"].id),
+            "action": "picture",
+            "picture": (io.BytesIO(f.picture()), "oil.png"),
+        },
+    ),
+    Case("item picture", "GET", lambda w: f"/stores/{s1(w)}/items/{pictured(w)}/picture", 200, page=True),
     Case("report page", "GET", lambda w: f"/stores/{s1(w)}/report", 403, PAGE_STAFF, page=True),
     Case(
         "void form",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from core.db import utcnow
 from points import certificates, deeds
+from tests import factories as f
 from tests.authz import Case, World, check_matrix
 
 
@@ -13,18 +16,19 @@ def resident_id(w: World) -> int:
     return w.users["resident"].id
 
 
-def pending_deed(w: World) -> int:
-    if "pending" not in w.extra:
+def pending_deed(w: World, name: str = "pending", **extra) -> int:
+    if name not in w.extra:
         deeds.ensure_default_types()
-        w.extra["pending"] = deeds.record(
+        w.extra[name] = deeds.record(
             actor=w.users["grid_worker"],
             resident_id=resident_id(w),
             deed_type="haorenhaoshi",
             description="扶老人过马路",
             occurred_on=utcnow().date(),
             now=utcnow(),
+            **extra,
         ).id
-    return w.extra["pending"]
+    return w.extra[name]
 
 
 def approved_deed(w: World) -> int:
@@ -49,6 +53,10 @@ def certificate_code(w: World) -> str:
             user=w.users["resident"], period_from=today.replace(day=1), period_to=today, now=utcnow()
         ).code
     return w.extra["cert"]
+
+
+def photo_deed(w: World) -> int:
+    return pending_deed(w, "photo", photo=f.picture())
 
 
 def deed_body(w: World) -> dict:
@@ -160,7 +168,19 @@ CASES = [
         403,
         {"grid_worker": 302, "anonymous": 302},
         page=True,
-        body=lambda w: {**deed_body(w), "resident_id": str(resident_id(w))},
+        body=lambda w: {
+            **deed_body(w),
+            "resident_id": str(resident_id(w)),
+            "photo": (io.BytesIO(f.picture()), "现场.jpg"),
+        },
+    ),
+    Case(
+        "deed photo",
+        "GET",
+        lambda w: f"/deeds/{photo_deed(w)}/photo",
+        404,
+        {"resident": 200, "grid_worker": 200, "reviewer": 200, "admin": 200, "anonymous": 302},
+        page=True,
     ),
     Case(
         "review page",

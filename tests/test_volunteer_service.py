@@ -14,12 +14,13 @@ from PIL import Image
 
 from community import accounts
 from community.models import User
+from core.audit import AuditEntry
 from core.db import db, utcnow
 from core.jobs import run_job
 from core.notify import Notification
 from points import archive, ledger
 from tests import factories as f
-from tests.authz import build_world
+from tests.authz import build_world, csrf_token, sign_in_page
 from tests.test_core_concurrency import run_threads
 from tests.volunteer_helpers import make_activity
 from volunteer import activities, attendance, signups, tokens
@@ -289,7 +290,7 @@ def test_a_correction_reverses_and_recredits_as_manual_hours(client, w):
     assert ledger.invariant_problems(db.session) == []
 
 
-def test_missed_check_outs_are_closed_at_the_end_and_marked_auto(w):
+def test_missed_check_outs_are_closed_at_the_end_marked_auto_and_confirmed(app, w):
     activity = make_activity(w, start_in=timedelta(hours=-5), hours=2)
     db.session.rollback()
     row = Attendance(
@@ -307,6 +308,25 @@ def test_missed_check_outs_are_closed_at_the_end_and_marked_auto(w):
     db.session.rollback()
     row = db.session.get(Attendance, row.id)
     assert (row.status, row.method_out, row.checked_out_at, row.points) == ("auto", "auto", activity.ends_at, 20)
+    # The organizer confirms on the management page: the points stand, the row is closed, audited.
+    page = app.test_client()
+    sign_in_page(page, w.users["organizer"])
+    assert "自动签退，待确认" in page.get(f"/organizer/activities/{activity.id}").get_data(as_text=True)
+    confirmed = page.post(
+        f"/organizer/activities/{activity.id}",
+        data={"csrf_token": csrf_token(page), "action": "confirm", "user_id": str(w.users["resident"].id)},
+        follow_redirects=True,
+    )
+    assert "已保存" in confirmed.get_data(as_text=True)
+    db.session.rollback()
+    row = db.session.get(Attendance, row.id)
+    assert (row.status, row.points) == ("closed", 20) and ledger.balance(db.session, w.users["resident"].id) == 20
+    assert db.session.scalar(sa.select(AuditEntry.actor_id).where(AuditEntry.action == "attendance.confirm")) == (
+        w.users["organizer"].id
+    )
+    with pytest.raises(Exception) as twice:
+        attendance.confirm(actor=w.users["organizer"], activity_id=activity.id, user_id=row.user_id, now=utcnow())
+    assert twice.value.code == "not_auto_closed"
 
 
 def test_reminders_go_once_and_cancellations_are_told(w):

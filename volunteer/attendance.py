@@ -282,18 +282,7 @@ def annul(*, actor: User, activity_id: int, user_id: int, reason: str, now: date
     if not reason:
         raise Invalid("reason_required", errors={"reason": ["请填写原因"]})
     with unit_of_work() as session:
-        authorize(actor, "organizer")
-        activity = session.get(Activity, activity_id)
-        if activity is None:
-            raise NotFound("activity_not_found")
-        authorize(actor, "organizer", activity, hide=True)
-        row = session.scalar(
-            sa.select(Attendance)
-            .where(Attendance.activity_id == activity.id, Attendance.user_id == user_id)
-            .with_for_update()
-        )
-        if row is None:
-            raise NotFound()
+        activity, row = _organized_row(session, actor, activity_id, user_id)
         _unsettle(row, reason, now, actor.id)
         row.status, row.updated_at = "annulled", now
         audit.record(
@@ -302,6 +291,44 @@ def annul(*, actor: User, activity_id: int, user_id: int, reason: str, now: date
             row.id,
             actor=actor,
             after={"reason": reason},
+            region_id=activity.region_id,
+            now=now,
+        )
+    return row
+
+
+def _organized_row(session, actor: User, activity_id: int, user_id: int) -> tuple[Activity, Attendance]:
+    """The activity (which `actor` must organize) and one volunteer's attendance, locked."""
+    authorize(actor, "organizer")
+    activity = session.get(Activity, activity_id)
+    if activity is None:
+        raise NotFound("activity_not_found")
+    authorize(actor, "organizer", activity, hide=True)
+    row = session.scalar(
+        sa.select(Attendance)
+        .where(Attendance.activity_id == activity.id, Attendance.user_id == user_id)
+        .with_for_update()
+    )
+    if row is None:
+        raise NotFound()
+    return activity, row
+
+
+def confirm(*, actor: User, activity_id: int, user_id: int, now: datetime) -> Attendance:
+    """The organizer confirms a check-out the job closed at the activity's end ('auto'): the time
+    and points stand as credited. To change them, correct instead (with a reason)."""
+    with unit_of_work() as session:
+        activity, row = _organized_row(session, actor, activity_id, user_id)
+        if row.status != "auto":
+            raise Conflict("not_auto_closed")
+        row.status, row.updated_at = "closed", now
+        audit.record(
+            "attendance.confirm",
+            "attendance",
+            row.id,
+            actor=actor,
+            before={"status": "auto"},
+            after={"status": "closed", "credited_minutes": row.credited_minutes, "points": row.points},
             region_id=activity.region_id,
             now=now,
         )

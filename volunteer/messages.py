@@ -16,6 +16,7 @@ MESSAGES = {
     "already_checked_out": "您已签退",
     "not_confirmed": "您的报名尚未确认，不能签到",
     "times_invalid": "签到、签退时间不正确",
+    "not_auto_closed": "只有自动签退的记录需要确认",
 }
 
 register_messages(MESSAGES)

@@ -223,6 +223,8 @@ def manage(activity_id: int):
                     reason=form.get("reason", ""),
                     now=now,
                 )
+            elif action == "confirm":
+                attendance.confirm(actor=current_user, activity_id=activity.id, user_id=int(form["user_id"]), now=now)
             elif action == "annul":
                 attendance.annul(
                     actor=current_user,

@@ -23,7 +23,14 @@ def test_scan_pick_double_click_confirm_one_receipt(live, phone_page):
         f.region("630101", "灰山港镇", "township", "6301")
         store = stores.create_store(actor=None, name="枫树村道德超市", region_code="630101", now=utcnow())
         oil = stores.add_item(
-            actor=None, store_id=store.id, name="食用油", unit="桶", points_price=30, stock=5, now=utcnow()
+            actor=None,
+            store_id=store.id,
+            name="食用油",
+            unit="桶",
+            points_price=30,
+            stock=5,
+            picture=f.picture(320, 320, "PNG"),
+            now=utcnow(),
         )
         soap = stores.add_item(
             actor=None, store_id=store.id, name="香皂", unit="块", points_price=5, stock=20, now=utcnow()
@@ -49,6 +56,8 @@ def test_scan_pick_double_click_confirm_one_receipt(live, phone_page):
     page.click(f'.good[data-id="{soap_id}"]')
     page.click(f'.good[data-id="{soap_id}"]')
     assert page.inner_text("#total") == "40" and page.inner_text("#after") == "60"
+    # The tile of the item with a picture shows it, loaded (natural width > 0).
+    assert page.eval_on_selector(f'.good[data-id="{oil_id}"] img.item-pic', "img => img.naturalWidth") > 0
     screenshot(page, "counter-basket")
 
     page.dblclick("#confirm-btn")
