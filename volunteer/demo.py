@@ -16,7 +16,7 @@ from core.errors import DomainError
 from volunteer import activities, attendance, signups
 
 PLAN = [
-    ("平安巡逻", "夜间平安巡逻"),
+    ("平安巡逻", "村组平安巡逻"),
     ("环境整治", "河道垃圾清理"),
     ("助老助残", "探访独居老人"),
     ("法治宣传", "反诈宣传进村"),

@@ -94,7 +94,7 @@ def test_publish_sign_up_check_in_kiosk_correct(live, browser):
     # The organizer corrects the volunteer's times: 2 hours; points are re-settled.
     organizer.goto(activity_url)
     row = organizer.locator("tr", has_text="王志愿").first
-    row.get_by_text("更正/作废").click()
+    row.locator("summary").click()
     row.locator("input[name=checked_in_at]").fill(start.strftime("%Y-%m-%dT%H:%M"))
     row.locator("input[name=checked_out_at]").fill((start + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"))
     row.locator("input[name=reason]").fill("忘记签退，组织者核实")
