@@ -21,10 +21,6 @@ from core.security import authorize
 bp = Blueprint("community", __name__)
 
 
-def _errors(error: DomainError) -> dict[str, list[str]]:
-    return error.errors or {"_": [error.detail]}
-
-
 def _safe_next(target: str | None) -> str:
     # Only same-site relative paths: never an open redirect.
     if target and target.startswith("/") and not target.startswith("//"):
@@ -74,7 +70,7 @@ def signup():
                     now=utcnow(),
                 )
             except DomainError as error:
-                errors = _errors(error)
+                errors = error.field_errors()
             else:
                 login_user(user)
                 flash(f"注册成功！您的志愿者编号是 {user.volunteer_no}", "success")
@@ -137,7 +133,7 @@ def change_password():
                 now=utcnow(),
             )
         except DomainError as error:
-            errors = _errors(error)
+            errors = error.field_errors()
         else:
             logout_user()
             flash("密码已修改，请用新密码登录", "success")
@@ -194,7 +190,7 @@ def admin_create_region():
             now=utcnow(),
         )
     except DomainError as error:
-        flash("；".join(m for ms in _errors(error).values() for m in ms), "error")
+        flash(error.text, "error")
     else:
         flash(f"已添加{region.level_name}「{region.name}」", "success")
     return redirect(url_for("community.admin_home"))
@@ -213,7 +209,7 @@ def admin_departments():
                 now=utcnow(),
             )
         except DomainError as error:
-            flash("；".join(m for ms in _errors(error).values() for m in ms), "error")
+            flash(error.text, "error")
         else:
             flash(f"已添加部门「{department.name}」", "success")
         return redirect(url_for("community.admin_departments"))
@@ -246,7 +242,7 @@ def admin_roles():
         except ValueError:
             flash("请选择用户", "error")
         except DomainError as error:
-            flash("；".join(m for ms in _errors(error).values() for m in ms), "error")
+            flash(error.text, "error")
         else:
             flash("授权成功", "success")
         return redirect(url_for("community.admin_roles", q=form.get("q", "")))

@@ -91,7 +91,6 @@ def _register_domains(app: Flask) -> None:
     app.register_blueprint(points_pages)
     app.register_blueprint(exchange_pages)
     app.register_blueprint(volunteer_pages)
-
     app.cli.add_command(admin_cli)
     app.cli.add_command(archive_cli)
 
@@ -129,7 +128,6 @@ def _register_cli(app: Flask) -> None:
         if "skipped" not in result:
             click.echo(points_demo.seed())
             click.echo(volunteer_demo.seed())
-
             click.echo(exchange_demo.seed())
 
     jobs = AppGroup("jobs", help="定时任务 (scheduled jobs)")

@@ -44,6 +44,8 @@ class Config:
     TIMEZONE = os.environ.get("MORALCREDIT_TIMEZONE", "Asia/Shanghai")
     SCHEDULER = os.environ.get("MORALCREDIT_SCHEDULER", "on")
     JSON_AS_ASCII = False
+    # Requests larger than this are refused (413) before they are read: a photo is at most 8 MB.
+    MAX_CONTENT_LENGTH = 10 * 1024 * 1024
 
     # Sessions: signed cookies (the app tier keeps no state), idle timeout slides on each request.
     PERMANENT_SESSION_LIFETIME = timedelta(minutes=_int("MORALCREDIT_IDLE_MINUTES", 30))

@@ -66,6 +66,15 @@ class DomainError(Exception):
         self.headers = headers or {}
         super().__init__(f"{self.code}: {self.detail}")
 
+    def field_errors(self) -> dict[str, list[str]]:
+        """Messages per field, or the detail under "_" when the error names no field (for forms)."""
+        return self.errors or {"_": [self.detail]}
+
+    @property
+    def text(self) -> str:
+        """Every message in one line, for a page's flash."""
+        return "；".join(m for ms in self.field_errors().values() for m in ms)
+
 
 class BadRequest(DomainError):
     status = 400

@@ -22,10 +22,6 @@ from exchange.models import Item, StockMovement, Store
 bp = Blueprint("exchange", __name__)
 
 
-def _problems(error: DomainError) -> str:
-    return "；".join(m for ms in (error.errors or {"_": [error.detail]}).values() for m in ms)
-
-
 def _staff_store(store_id: int, roles=stores.STAFF) -> Store:
     authorize(current_user, roles)
     store = stores.get_store(store_id)
@@ -61,7 +57,7 @@ def create_store():
             opening_hours=request.form.get("opening_hours") or None,
         )
     except DomainError as error:
-        flash(_problems(error), "error")
+        flash(error.text, "error")
     else:
         flash(f"已开设「{store.name}」", "success")
     return redirect(url_for("exchange.my_stores"))
@@ -81,7 +77,7 @@ def grant_clerk(store_id: int):
                 actor=current_user, user_id=user.id, role="clerk", scope_type="store", scope_id=store.id, now=utcnow()
             )
         except DomainError as error:
-            flash(_problems(error), "error")
+            flash(error.text, "error")
         else:
             flash(f"已授权 {user.name} 为「{store.name}」店员", "success")
     return redirect(url_for("exchange.goods", store_id=store.id))
@@ -154,7 +150,7 @@ def goods(store_id: int):
         except ValueError:
             flash("请填写正确的数字", "error")
         except DomainError as error:
-            flash(_problems(error), "error")
+            flash(error.text, "error")
         return redirect(url_for("exchange.goods", store_id=store.id))
     items = db.session.scalars(sa.select(Item).where(Item.store_id == store.id).order_by(Item.id)).all()
     movements = db.session.scalars(
@@ -210,7 +206,7 @@ def void(store_id: int, redemption_id: int):
             actor=current_user, redemption_id=redemption_id, reason=request.form.get("reason", ""), now=utcnow()
         )
     except DomainError as error:
-        flash(_problems(error), "error")
+        flash(error.text, "error")
     else:
         flash("已撤销，积分已退回，库存已恢复", "success")
     return redirect(url_for("exchange.report", store_id=store.id, date=request.form.get("date", "")))

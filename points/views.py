@@ -23,10 +23,6 @@ from points.models import Deed
 bp = Blueprint("points", __name__)
 
 
-def _problems(error: DomainError) -> str:
-    return "；".join(m for ms in (error.errors or {"_": [error.detail]}).values() for m in ms)
-
-
 @bp.get("/my/archive")
 @login_required
 def my_archive():
@@ -57,7 +53,7 @@ def my_certificates():
         except ValueError:
             flash("请选择正确的起止日期", "error")
         except DomainError as error:
-            flash(_problems(error), "error")
+            flash(error.text, "error")
         else:
             return redirect(url_for("points.certificate_print", code=cert.code))
     return render_template("points/certificate_form.html", start=date(today.year, 1, 1), end=today)
@@ -177,7 +173,7 @@ def new_deed():
         except ValueError:
             flash("请检查居民和日期", "error")
         except DomainError as error:
-            flash(_problems(error), "error")
+            flash(error.text, "error")
         else:
             flash(f"已提交「{deed.deed_type.name}」，等待审核", "success")
             return redirect(url_for("points.new_deed"))
@@ -207,7 +203,7 @@ def review_deeds():
             elif action == "void":
                 deeds.void(actor=current_user, deed_id=deed_id, reason=request.form.get("reason", ""), now=utcnow())
         except DomainError as error:
-            flash(_problems(error), "error")
+            flash(error.text, "error")
         else:
             flash("已处理", "success")
         return redirect(url_for("points.review_deeds"))
@@ -240,7 +236,7 @@ def object_to(deed_id: int):
     try:
         deeds.object_to(actor=current_user, deed_id=deed_id, text=request.form.get("text", ""), now=utcnow())
     except DomainError as error:
-        flash(_problems(error), "error")
+        flash(error.text, "error")
     else:
         flash("异议已提交，审核员会核实处理", "success")
     return redirect(url_for("points.notices"))

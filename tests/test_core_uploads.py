@@ -121,6 +121,14 @@ def test_a_bad_photo_records_nothing_and_says_why(app, w):
     assert db.session.scalar(sa.select(sa.func.count()).select_from(uploads.Upload)) == 0
 
 
+def test_an_oversized_upload_is_refused_with_a_friendly_page(app, w, monkeypatch):
+    assert app.config["MAX_CONTENT_LENGTH"] == 10 * 1024 * 1024
+    monkeypatch.setitem(app.config, "MAX_CONTENT_LENGTH", 4096)  # the same refusal, without 10 MB in a test
+    response = record_deed(app, w, b"\xff" * 8192, "huge.jpg")
+    assert response.status_code == 413 and "提交的内容过大" in response.get_data(as_text=True)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Deed)) == 0
+
+
 def test_an_item_picture_is_public_and_listed_in_the_api(app, w):
     oil = w.items["oil"]
     stores.set_picture(actor=w.users["clerk"], item_id=oil.id, picture=f.picture(fmt="PNG"), now=utcnow())

@@ -57,7 +57,16 @@ def times(w: World) -> dict:
     }
 
 
+def target_attendance(w: World) -> str:
+    """The path of the target's attendance at the running activity, which they signed up for."""
+    if "target_signed_up" not in w.extra:
+        signups.sign_up(user=w.users["target"], activity_id=running(w), now=utcnow())
+        w.extra["target_signed_up"] = True
+    return f"/api/v1/activities/{running(w)}/attendances/{w.users['target'].id}"
+
+
 def annul_path(w: World) -> str:
+    path = target_attendance(w)
     if "annul" not in w.extra:
         start = utcnow().replace(microsecond=0) - timedelta(minutes=30)
         attendance.correct(
@@ -70,7 +79,7 @@ def annul_path(w: World) -> str:
             now=utcnow(),
         )
         w.extra["annul"] = True
-    return f"/api/v1/activities/{running(w)}/attendances/{w.users['target'].id}/annul"
+    return f"{path}/annul"
 
 
 CASES = [
@@ -108,7 +117,7 @@ CASES = [
     Case(
         "correct attendance",
         "PUT",
-        lambda w: f"/api/v1/activities/{running(w)}/attendances/{w.users['target'].id}",
+        target_attendance,
         403,
         ORGANIZER,
         body=times,

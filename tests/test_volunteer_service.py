@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -67,6 +68,15 @@ def test_an_activity_is_created_published_and_listed(client, w):
     assert (one["capacity"], one["signed_up"], one["waitlisted"]) == (2, 0, 0)
     again = client.post(f"/api/v1/activities/{activity_id}/publish", headers=f.bearer(w.users["organizer"]))
     assert again.status_code == 409
+    # An edit sends only what changes; what it leaves out stays, and the rules still hold.
+    edit = f"/api/v1/activities/{activity_id}"
+    changed = client.patch(edit, json={"capacity": 5}, headers=f.bearer(w.users["organizer"]))
+    assert changed.status_code == 200
+    assert (changed.get_json()["capacity"], changed.get_json()["title"]) == (5, "夜间巡逻")
+    before_start = (utcnow() - timedelta(days=1)).isoformat()
+    backwards = client.patch(edit, json={"ends_at": before_start}, headers=f.bearer(w.users["organizer"]))
+    assert backwards.status_code == 422 and "ends_at" in backwards.get_json()["errors"]
+    assert client.get(edit).get_json()["capacity"] == 5
 
 
 def test_bad_activity_input_is_a_clear_422(client, w):
@@ -253,19 +263,32 @@ def test_the_daily_cap_counts_the_shanghai_day_across_activities(w):
     assert any("每日最多计 8 小时" in s for s in summaries)
 
 
-def test_a_correction_reverses_and_recredits_as_manual_hours(client, w):
+def past_activity(w, *who):
+    """An activity that ran from 3 to 1 hours ago, with `who` signed up before it."""
     activity = make_activity(w, start_in=timedelta(hours=-3), hours=2)
-    signups.sign_up(user=w.users["resident"], activity_id=activity.id, now=utcnow() - timedelta(hours=4))
+    for name in who:
+        signups.sign_up(user=w.users[name], activity_id=activity.id, now=utcnow() - timedelta(hours=4))
+    return activity
+
+
+def backfill(w, activity, who, served: timedelta):
+    """The organizer back-fills `who`'s attendance from the activity's start."""
     start = activity.starts_at
-    attendance.correct(
+    return attendance.correct(
         actor=w.users["organizer"],
         activity_id=activity.id,
-        user_id=w.users["resident"].id,
+        user_id=w.users[who].id,
         checked_in_at=start,
-        checked_out_at=start + timedelta(minutes=60),
+        checked_out_at=start + served,
         reason="补录",
         now=utcnow(),
     )
+
+
+def test_a_correction_reverses_and_recredits_as_manual_hours(client, w):
+    activity = past_activity(w, "resident")
+    start = activity.starts_at
+    backfill(w, activity, "resident", timedelta(minutes=60))
     response = client.put(
         f"/api/v1/activities/{activity.id}/attendances/{w.users['resident'].id}",
         headers=f.bearer(w.users["organizer"]),
@@ -288,6 +311,72 @@ def test_a_correction_reverses_and_recredits_as_manual_hours(client, w):
     )
     assert no_reason.status_code == 422
     assert ledger.invariant_problems(db.session) == []
+
+
+FIX_FORM = "请填写完整、正确的内容"
+
+
+@pytest.mark.parametrize(
+    "form, text",
+    [
+        (
+            {"action": "correct", "user_id": "me", "checked_in_at": "", "checked_out_at": "", "reason": "补录"},
+            "请填写签到和签退时间",
+        ),
+        (
+            {"action": "correct", "user_id": "me", "checked_in_at": "昨天", "checked_out_at": "", "reason": "补录"},
+            FIX_FORM,
+        ),
+        ({"action": "annul", "reason": "签错了"}, FIX_FORM),
+        ({"action": "annul", "user_id": "x", "reason": "签错了"}, FIX_FORM),
+        ({"action": "annul", "user_id": "me", "reason": ""}, "请填写原因"),
+        ({"action": "confirm", "user_id": "0"}, "找不到"),
+        ({"action": "explode", "user_id": "me"}, FIX_FORM),
+    ],
+    ids=["empty_times", "bad_time", "no_user", "bad_user", "no_reason", "unknown_user", "unknown_action"],
+)
+def test_bad_management_forms_get_a_message_and_change_nothing(app, w, form, text):
+    activity = past_activity(w, "resident")
+    backfill(w, activity, "resident", timedelta(hours=1))
+    page = app.test_client()
+    sign_in_page(page, w.users["organizer"])
+    mine = {"user_id": str(w.users["resident"].id)} if form.get("user_id") == "me" else {}
+    answer = page.post(
+        f"/organizer/activities/{activity.id}",
+        data={"csrf_token": csrf_token(page), **form, **mine},
+        follow_redirects=True,
+    )
+    shown = answer.get_data(as_text=True)
+    assert answer.status_code == 200 and text in shown and "已保存" not in shown
+    db.session.rollback()
+    [row] = db.session.scalars(sa.select(Attendance)).all()
+    assert (row.status, row.points) == ("closed", 10) and ledger.balance(db.session, w.users["resident"].id) == 10
+
+
+@pytest.mark.parametrize("who", ["stranger", "target"], ids=["never_signed_up", "still_pending"])
+def test_only_a_confirmed_volunteer_can_be_back_filled(client, w, who):
+    """A back-fill credits points: an organizer may not hand them to any resident they like."""
+    activity = past_activity(w, "resident")
+    if who == "target":
+        db.session.rollback()
+        db.session.add(Signup(activity_id=activity.id, user_id=w.users["target"].id, status="pending"))
+        db.session.commit()
+    start = activity.starts_at
+    response = client.put(
+        f"/api/v1/activities/{activity.id}/attendances/{w.users[who].id}",
+        headers=f.bearer(w.users["organizer"]),
+        json={
+            "checked_in_at": start.isoformat(),
+            "checked_out_at": (start + timedelta(hours=2)).isoformat(),
+            "reason": "说是来过",
+        },
+    )
+    assert response.status_code == 422
+    problem = response.get_json()
+    assert problem["code"] == "volunteer_not_signed_up" and "不能补录" in problem["errors"]["user_id"][0]
+    db.session.rollback()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Attendance)) == 0
+    assert ledger.balance(db.session, w.users[who].id) == 0
 
 
 def test_missed_check_outs_are_closed_at_the_end_marked_auto_and_confirmed(app, w):
@@ -330,35 +419,31 @@ def test_missed_check_outs_are_closed_at_the_end_marked_auto_and_confirmed(app, 
 
 
 def test_reminders_go_once_and_cancellations_are_told(w):
-    activity = make_activity(w, start_in=timedelta(minutes=50))
-    signups.sign_up(user=w.users["resident"], activity_id=activity.id, now=utcnow())
+    soon = make_activity(w, start_in=timedelta(minutes=50))
+    tomorrow = make_activity(w, start_in=timedelta(hours=20))
+    later = make_activity(w, start_in=timedelta(days=3))
+    for activity in (soon, tomorrow, later):
+        signups.sign_up(user=w.users["resident"], activity_id=activity.id, now=utcnow())
     run_job("remind-volunteers")
     run_job("remind-volunteers")
-    kinds = db.session.scalars(
-        sa.select(Notification.key).where(Notification.user_id == w.users["resident"].id).order_by(Notification.key)
+    sent = db.session.scalars(
+        sa.select(Notification).where(Notification.user_id == w.users["resident"].id).order_by(Notification.key)
     ).all()
-    assert kinds == [
-        f"remind:day:{activity.id}:{w.users['resident'].id}",
-        f"remind:hour:{activity.id}:{w.users['resident'].id}",
-    ]
+    me = w.users["resident"].id
+    assert [n.key for n in sent] == [f"remind:day:{tomorrow.id}:{me}", f"remind:hour:{soon.id}:{me}"]
+    local = soon.starts_at.astimezone(ZoneInfo("Asia/Shanghai"))
+    assert f"将于 {local:%m月%d日 %H:%M} 开始" in sent[1].body and "花果山村河边" in sent[1].body
+    # An hour before tomorrow's activity, its second reminder goes too (and only then).
+    run_job("remind-volunteers", now=tomorrow.starts_at - timedelta(minutes=30))
+    assert db.session.scalar(sa.select(Notification.id).where(Notification.key == f"remind:hour:{tomorrow.id}:{me}"))
+    activity = soon
     activities.cancel(actor=w.users["organizer"], activity_id=activity.id, now=utcnow())
     assert db.session.scalar(sa.select(Notification).where(Notification.kind == "activity")).body.endswith("已取消。")
 
 
 def test_finishing_records_no_shows_and_the_attendance_rate(w):
-    activity = make_activity(w, start_in=timedelta(hours=-3), hours=2)
-    for who in ("resident", "target"):
-        signups.sign_up(user=w.users[who], activity_id=activity.id, now=utcnow() - timedelta(hours=4))
-    start = activity.starts_at
-    attendance.correct(
-        actor=w.users["organizer"],
-        activity_id=activity.id,
-        user_id=w.users["resident"].id,
-        checked_in_at=start,
-        checked_out_at=start + timedelta(hours=1),
-        reason="补录",
-        now=utcnow(),
-    )
+    activity = past_activity(w, "resident", "target")
+    backfill(w, activity, "resident", timedelta(hours=1))
     activities.finish(actor=w.users["organizer"], activity_id=activity.id, now=utcnow())
     db.session.rollback()
     assert signups.attendance_rate(w.users["resident"].id) == 1.0

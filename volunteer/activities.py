@@ -101,7 +101,7 @@ def create(*, actor: User, department_id: int, region_code: str, now: datetime, 
 
 def update(*, actor: User, activity_id: int, now: datetime, **values) -> Activity:
     with unit_of_work() as session:
-        activity = _managed(actor, activity_id)
+        activity = organized(actor, activity_id, lock=True)
         if activity.status not in ("draft", "published"):
             raise Conflict("activity_state")
         merged = {k: getattr(activity, k) for k in EDITABLE} | {k: v for k, v in values.items() if k in EDITABLE}
@@ -124,18 +124,25 @@ def update(*, actor: User, activity_id: int, now: datetime, **values) -> Activit
     return activity
 
 
-def _managed(actor: User, activity_id: int) -> Activity:
+def organized(actor: User, activity_id: int, *, lock: bool = False) -> Activity:
+    """An activity `actor` organizes: the role, and a scope over its department or region. One who
+    organizes elsewhere gets 404 (not even its existence is told); one who organizes nothing, 403."""
     authorize(actor, "organizer")
-    activity = db.session.get(Activity, activity_id, with_for_update=True, populate_existing=True)
+    activity = db.session.get(Activity, activity_id, with_for_update=lock or None, populate_existing=lock)
     if activity is None:
         raise NotFound("activity_not_found")
     authorize(actor, "organizer", activity, hide=True)
     return activity
 
 
+def organizer_departments(user: User | None) -> set[int]:
+    """The departments whose activities `user` organizes (their drafts included)."""
+    return {i for t, i in (user.grant_keys("organizer") if user else set()) if t == "department"}
+
+
 def _transition(actor: User, activity_id: int, now: datetime, allowed: tuple[str, ...], to: str) -> Activity:
     with unit_of_work():
-        activity = _managed(actor, activity_id)
+        activity = organized(actor, activity_id, lock=True)
         if activity.status not in allowed:
             raise Conflict("activity_state")
         before = activity.status
@@ -202,14 +209,54 @@ def _mark_no_shows(activity: Activity, now: datetime) -> None:
     )
 
 
+def browse(
+    viewer: User | None,
+    *,
+    status: str | None = None,
+    region_code: str | None = None,
+    category: str | None = None,
+    ends_after: datetime | None = None,
+    starts_before: datetime | None = None,
+    text: str | None = None,
+) -> sa.Select:
+    """The activities anyone may browse, filtered (unordered). Drafts only when asked for, and only
+    those of the viewer's own departments; otherwise every activity but drafts."""
+    select = sa.select(Activity)
+    if status == "draft":
+        select = select.where(Activity.status == "draft", Activity.department_id.in_(organizer_departments(viewer)))
+    elif status:
+        select = select.where(Activity.status == status)
+    else:
+        select = select.where(Activity.status != "draft")
+    if region_code:
+        root = community_services.region_by_code(region_code)
+        select = select.where(Activity.region_id.in_(community_services.region_ids_in(root) if root else []))
+    if category:
+        select = select.where(Activity.category == category)
+    if ends_after:
+        select = select.where(Activity.ends_at >= ends_after)
+    if starts_before:
+        select = select.where(Activity.starts_at <= starts_before)
+    if text:
+        select = select.where(
+            sa.or_(Activity.title.contains(text, autoescape=True), Activity.address.contains(text, autoescape=True))
+        )
+    return select
+
+
+def counts_for(activity_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Sign-up counts of several activities in one query: signed up (confirmed), waitlisted, pending."""
+    found: dict[int, dict[str, int]] = {i: {"signed_up": 0, "waitlisted": 0, "pending": 0} for i in activity_ids}
+    names = {"confirmed": "signed_up", "waitlisted": "waitlisted", "pending": "pending"}
+    rows = db.session.execute(
+        sa.select(Signup.activity_id, Signup.status, sa.func.count())
+        .where(Signup.activity_id.in_(activity_ids), Signup.status.in_(names))
+        .group_by(Signup.activity_id, Signup.status)
+    ).all()
+    for activity_id, status, n in rows:
+        found[activity_id][names[status]] = n
+    return found
+
+
 def counts(activity_id: int) -> dict[str, int]:
-    rows = dict(
-        db.session.execute(
-            sa.select(Signup.status, sa.func.count()).where(Signup.activity_id == activity_id).group_by(Signup.status)
-        ).all()
-    )
-    return {
-        "signed_up": rows.get("confirmed", 0),
-        "waitlisted": rows.get("waitlisted", 0),
-        "pending": rows.get("pending", 0),
-    }
+    return counts_for([activity_id])[activity_id]

@@ -5,15 +5,13 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Response, url_for
 
-from community import services as community_services
 from core.api import PageQuery, endpoint, paginate
 from core.db import db, utcnow
-from core.errors import NotFound
 from core.qr import qr_png
-from core.security import authorize
 from volunteer import activities, attendance, signups, tokens
 from volunteer.models import Activity, Attendance, Signup
 from volunteer.schemas import (
+    ActivityChangesSchema,
     ActivityQuery,
     ActivityRequestSchema,
     ActivitySchema,
@@ -35,15 +33,6 @@ def _with_counts(activity: Activity) -> Activity:
     return activity
 
 
-def _organized(user, activity_id: int) -> Activity:
-    authorize(user, "organizer")
-    activity = db.session.get(Activity, activity_id)
-    if activity is None:
-        raise NotFound("activity_not_found")
-    authorize(user, "organizer", activity, hide=True)
-    return activity
-
-
 @endpoint("/activities", "POST", body=ActivityRequestSchema, response=ActivitySchema, status=201, tag="volunteer")
 def create_activity(user, data):
     """An organizer creates an activity for their department (a draft)."""
@@ -53,13 +42,13 @@ def create_activity(user, data):
 @endpoint(
     "/activities/<int:activity_id>",
     "PATCH",
-    body=ActivityRequestSchema,
+    body=ActivityChangesSchema,
     response=ActivitySchema,
     errors=(404, 409),
     tag="volunteer",
 )
 def update_activity(user, activity_id, data):
-    """Edit a draft or published activity."""
+    """Edit a draft or published activity: the fields sent change; its department and region stay."""
     data.pop("department_id", None)
     data.pop("region_code", None)
     return _with_counts(activities.update(actor=user, activity_id=activity_id, now=utcnow(), **data))
@@ -88,35 +77,19 @@ for _name in ("publish", "cancel", "finish", "close"):
 @endpoint("/activities", query=ActivityQuery, response=ActivitySchema, paged=True, auth=False, tag="volunteer")
 def list_activities(user, query):
     """Activities, filtered by region subtree, status, time, category and text (drafts: own only)."""
-    select = sa.select(Activity).order_by(Activity.starts_at.desc(), Activity.id.desc())
-    status = query.get("status")
-    if status == "draft":
-        departments = {i for t, i in (user.grant_keys("organizer") if user else set()) if t == "department"}
-        select = select.where(Activity.status == "draft", Activity.department_id.in_(departments))
-    elif status:
-        select = select.where(Activity.status == status)
-    else:
-        select = select.where(Activity.status != "draft")
-    if query.get("region_code"):
-        root = community_services.region_by_code(query["region_code"])
-        ids = community_services.region_ids_in(root) if root else sa.select(sa.null())
-        select = select.where(Activity.region_id.in_(ids))
-    if query.get("category"):
-        select = select.where(Activity.category == query["category"])
-    if query.get("from"):
-        select = select.where(Activity.ends_at >= query["from"])
-    if query.get("to"):
-        select = select.where(Activity.starts_at <= query["to"])
-    if query.get("q"):
-        select = select.where(
-            sa.or_(
-                Activity.title.contains(query["q"], autoescape=True),
-                Activity.address.contains(query["q"], autoescape=True),
-            )
-        )
-    page = paginate(select, query, db.session)
+    select = activities.browse(
+        user,
+        status=query.get("status"),
+        region_code=query.get("region_code"),
+        category=query.get("category"),
+        ends_after=query.get("from"),
+        starts_before=query.get("to"),
+        text=query.get("q"),
+    )
+    page = paginate(select.order_by(Activity.starts_at.desc(), Activity.id.desc()), query, db.session)
+    counts = activities.counts_for([a.id for a in page.items])
     for activity in page.items:
-        _with_counts(activity)
+        activity.counts = counts[activity.id]
     return page
 
 
@@ -157,7 +130,7 @@ def cancel_sign_up(user, activity_id):
 )
 def list_signups(user, activity_id, query):
     """The sign-ups of an activity, in sign-up order (organizers)."""
-    activity = _organized(user, activity_id)
+    activity = activities.organized(user, activity_id)
     select = sa.select(Signup).where(Signup.activity_id == activity.id).order_by(Signup.created_at, Signup.id)
     return paginate(select, query, db.session)
 
@@ -201,7 +174,7 @@ def _venue(activity: Activity, mode: str) -> dict:
 )
 def venue_code(user, activity_id, query):
     """The venue QR's URL and token: rotating every 30 s, or the static poster code."""
-    return _venue(_organized(user, activity_id), query["mode"])
+    return _venue(activities.organized(user, activity_id), query["mode"])
 
 
 @endpoint(
@@ -213,7 +186,7 @@ def venue_code(user, activity_id, query):
 )
 def venue_code_png(user, activity_id, query):
     """The venue QR as a PNG image."""
-    code = _venue(_organized(user, activity_id), query["mode"])
+    code = _venue(activities.organized(user, activity_id), query["mode"])
     response = Response(qr_png(code["url"], box_size=12), mimetype="image/png")
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -278,7 +251,7 @@ def annul(user, activity_id, user_id, data):
 )
 def list_attendances(user, activity_id, query):
     """The activity's attendance table (organizers)."""
-    activity = _organized(user, activity_id)
+    activity = activities.organized(user, activity_id)
     select = sa.select(Attendance).where(Attendance.activity_id == activity.id).order_by(Attendance.id)
     return paginate(select, query, db.session)
 
@@ -286,7 +259,7 @@ def list_attendances(user, activity_id, query):
 @endpoint("/activities/<int:activity_id>/live", response=LiveSchema, errors=(404,), tag="volunteer")
 def live(user, activity_id):
     """For the live check-in screen: how many are inside, and the latest arrivals."""
-    activity = _organized(user, activity_id)
+    activity = activities.organized(user, activity_id)
     rows = db.session.scalars(
         sa.select(Attendance)
         .where(Attendance.activity_id == activity.id, Attendance.status != "annulled")

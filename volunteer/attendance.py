@@ -20,11 +20,10 @@ from community import accounts
 from community.models import User
 from core import audit
 from core.db import db, unit_of_work
-from core.errors import Conflict, Invalid, NotFound
-from core.security import authorize
+from core.errors import Conflict, Invalid, NotFound, message
 from points import awards, policies
 from points.rules import credit
-from volunteer import signups, tokens
+from volunteer import activities, signups, tokens
 from volunteer.models import Activity, Attendance, AttendanceCorrection, Signup
 
 DEBOUNCE = timedelta(minutes=1)
@@ -63,15 +62,10 @@ def scan_venue_code(*, user: User, token: str, now: datetime) -> tuple[Attendanc
 
 
 def scan_personal_code(*, organizer: User, activity_id: int, code: str, now: datetime) -> tuple[Attendance, str]:
-    authorize(organizer, "organizer")
-    activity = db.session.get(Activity, activity_id)
-    if activity is None:
-        raise NotFound("activity_not_found")
-    authorize(organizer, "organizer", activity, hide=True)
+    activity = activities.organized(organizer, activity_id)
     if activity.status not in OPEN_STATES:
         raise Invalid("activity_not_open")
-    if not (activity.starts_at - tokens.OPEN_BEFORE <= now <= activity.ends_at + tokens.CLOSE_AFTER):
-        raise Invalid("token_out_of_window")
+    tokens.require_window(activity, now)
     volunteer = accounts.resolve_personal_code(code, now)
     return _toggle(activity, volunteer, now, method="kiosk", operator=organizer)
 
@@ -98,38 +92,33 @@ def _toggle(activity: Activity, user: User, now: datetime, *, method: str, opera
                 )
                 session.add(row)
                 session.flush()
-                audit.record(
-                    "attendance.check_in",
-                    "attendance",
-                    row.id,
-                    actor=operator or user,
-                    after={"method": method, "at": now},
-                    region_id=activity.region_id,
-                    now=now,
-                )
-                return row, "check_in"
+                return _scanned(row, "check_in", activity, method, operator or user, now)
             if now - row.updated_at < DEBOUNCE:
                 return row, "check_in" if row.status == "open" else "check_out"
             if row.status != "open":
                 raise Conflict("already_checked_out")
             row.checked_out_at, row.method_out, row.status, row.updated_at = now, method, "closed", now
-            audit.record(
-                "attendance.check_out",
-                "attendance",
-                row.id,
-                actor=operator or user,
-                after={"method": method, "at": now},
-                region_id=activity.region_id,
-                now=now,
-            )
             _settle(row, now, actor_id=getattr(operator, "id", None))
-            return row, "check_out"
+            return _scanned(row, "check_out", activity, method, operator or user, now)
     except IntegrityError:
         db.session.rollback()
         row = db.session.scalar(
             sa.select(Attendance).where(Attendance.activity_id == activity.id, Attendance.user_id == user.id)
         )
         return row, "check_in"
+
+
+def _scanned(row: Attendance, action: str, activity: Activity, method: str, actor: User, now: datetime):
+    audit.record(
+        f"attendance.{action}",
+        "attendance",
+        row.id,
+        actor=actor,
+        after={"method": method, "at": now, "points": row.points},
+        region_id=activity.region_id,
+        now=now,
+    )
+    return row, action
 
 
 def _day_bounds(moment: datetime) -> tuple[datetime, datetime]:
@@ -194,8 +183,8 @@ def correct(
     actor: User,
     activity_id: int,
     user_id: int,
-    checked_in_at: datetime,
-    checked_out_at: datetime,
+    checked_in_at: datetime | None,
+    checked_out_at: datetime | None,
     reason: str,
     now: datetime,
 ) -> Attendance:
@@ -203,22 +192,24 @@ def correct(
     reason = (reason or "").strip()
     if not reason:
         raise Invalid("reason_required", errors={"reason": ["请填写补录或更正的原因"]})
+    if checked_in_at is None or checked_out_at is None:
+        raise Invalid("times_invalid", errors={"checked_in_at": ["请填写签到和签退时间"]})
     if checked_out_at < checked_in_at or checked_in_at > now + timedelta(minutes=5):
         raise Invalid("times_invalid", errors={"checked_out_at": ["签退须晚于签到，且签到不能在将来"]})
     with unit_of_work() as session:
-        authorize(actor, "organizer")
-        activity = session.get(Activity, activity_id, with_for_update=True)
-        if activity is None:
-            raise NotFound("activity_not_found")
-        authorize(actor, "organizer", activity, hide=True)
-        volunteer = session.get(User, user_id)
-        if volunteer is None:
-            raise NotFound("not_a_resident")
+        activity = activities.organized(actor, activity_id, lock=True)
         row = session.scalar(
             sa.select(Attendance).where(Attendance.activity_id == activity.id, Attendance.user_id == user_id)
         )
         before = None
         if row is None:
+            # A back-fill is for a volunteer who came but did not scan: only one signed up and
+            # confirmed for this activity, never an arbitrary resident.
+            signed_up = session.scalar(
+                sa.select(Signup.status).where(Signup.activity_id == activity.id, Signup.user_id == user_id)
+            )
+            if signed_up != "confirmed":
+                raise Invalid("volunteer_not_signed_up", errors={"user_id": [message("volunteer_not_signed_up")]})
             row = Attendance(
                 activity_id=activity.id,
                 user_id=user_id,
@@ -299,11 +290,7 @@ def annul(*, actor: User, activity_id: int, user_id: int, reason: str, now: date
 
 def _organized_row(session, actor: User, activity_id: int, user_id: int) -> tuple[Activity, Attendance]:
     """The activity (which `actor` must organize) and one volunteer's attendance, locked."""
-    authorize(actor, "organizer")
-    activity = session.get(Activity, activity_id)
-    if activity is None:
-        raise NotFound("activity_not_found")
-    authorize(actor, "organizer", activity, hide=True)
+    activity = activities.organized(actor, activity_id)
     row = session.scalar(
         sa.select(Attendance)
         .where(Attendance.activity_id == activity.id, Attendance.user_id == user_id)

@@ -17,6 +17,7 @@ MESSAGES = {
     "not_confirmed": "您的报名尚未确认，不能签到",
     "times_invalid": "签到、签退时间不正确",
     "not_auto_closed": "只有自动签退的记录需要确认",
+    "volunteer_not_signed_up": "该志愿者没有报名或尚未确认，不能补录",
 }
 
 register_messages(MESSAGES)

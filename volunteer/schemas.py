@@ -44,6 +44,13 @@ class ActivityRequestSchema(BaseSchema):
     radius_m = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=10, max=10000))
 
 
+class ActivityChangesSchema(ActivityRequestSchema):
+    """An edit (PATCH): any of the fields above, the others left as they are."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, partial=True, **kwargs)
+
+
 class ActivitySchema(BaseSchema):
     id = fields.Integer()
     title = fields.String()

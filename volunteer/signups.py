@@ -4,26 +4,21 @@ promotes the first on the waitlist."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from flask import current_app
 
 from community.models import User
 from core import audit
 from core.db import db, unit_of_work
 from core.errors import Conflict, NotFound
 from core.notify import queue
-from core.security import authorize
+from volunteer import activities
 from volunteer.models import Activity, Signup
 
 TAKES_A_PLACE = ("confirmed",)
-
-
-def _locked_activity(activity_id: int) -> Activity:
-    activity = db.session.get(Activity, activity_id, with_for_update=True, populate_existing=True)
-    if activity is None or activity.status == "draft":
-        raise NotFound("activity_not_found")
-    return activity
 
 
 def _has_place(activity: Activity) -> bool:
@@ -39,7 +34,7 @@ def _has_place(activity: Activity) -> bool:
 
 def sign_up(*, user: User, activity_id: int, now: datetime, walk_in: bool = False) -> Signup:
     with unit_of_work() as session:
-        activity = _locked_activity(activity_id)
+        activity = activities.get(activity_id, lock=True)
         if activity.status != "published":
             raise Conflict("activity_not_open")
         deadline = activity.signup_deadline or activity.ends_at
@@ -72,7 +67,7 @@ def sign_up(*, user: User, activity_id: int, now: datetime, walk_in: bool = Fals
 
 def cancel(*, user: User, activity_id: int, now: datetime) -> Signup:
     with unit_of_work() as session:
-        activity = _locked_activity(activity_id)
+        activity = activities.get(activity_id, lock=True)
         signup = session.scalar(sa.select(Signup).where(Signup.activity_id == activity.id, Signup.user_id == user.id))
         if signup is None or signup.status == "cancelled":
             raise NotFound("not_signed_up")
@@ -125,9 +120,7 @@ def promote(activity: Activity, now: datetime) -> Signup | None:
 def decide(*, actor: User, activity_id: int, signup_id: int, approve: bool, now: datetime) -> Signup:
     """The organizer approves (a place if there is one, else the waitlist) or rejects a sign-up."""
     with unit_of_work() as session:
-        authorize(actor, "organizer")
-        activity = _locked_activity(activity_id)
-        authorize(actor, "organizer", activity, hide=True)
+        activity = activities.organized(actor, activity_id, lock=True)
         signup = session.get(Signup, signup_id)
         if signup is None or signup.activity_id != activity.id:
             raise NotFound()
@@ -159,6 +152,44 @@ def decide(*, actor: User, activity_id: int, signup_id: int, approve: bool, now:
             now=now,
         )
     return signup
+
+
+REMINDERS = (("hour", timedelta(0), timedelta(hours=1)), ("day", timedelta(hours=1), timedelta(days=1)))
+
+
+def queue_reminders(*, now: datetime) -> int:
+    """Tell each confirmed volunteer once when their activity is less than a day away, and once
+    more when it is less than an hour away (only the hour's reminder if they signed up that late)."""
+    zone = ZoneInfo(current_app.config["TIMEZONE"])
+    due = []
+    for label, nearer, farther in REMINDERS:
+        due += [
+            (label, *row)
+            for row in db.session.execute(
+                sa.select(Signup.user_id, Activity.id, Activity.title, Activity.starts_at, Activity.address)
+                .join(Activity)
+                .where(
+                    Signup.status == "confirmed",
+                    Activity.status == "published",
+                    Activity.starts_at > now + nearer,
+                    Activity.starts_at <= now + farther,
+                )
+            ).all()
+        ]
+    db.session.rollback()
+    with unit_of_work() as session:
+        for label, user_id, activity_id, title, starts_at, address in due:
+            when = starts_at.astimezone(zone).strftime("%m月%d日 %H:%M")
+            queue(
+                session,
+                user_id=user_id,
+                kind="reminder",
+                title=f"活动提醒：{title}",
+                body=f"您报名的「{title}」将于 {when} 开始，地点：{address}。请准时到场扫码签到。",
+                key=f"remind:{label}:{activity_id}:{user_id}",
+                now=now,
+            )
+    return len(due)
 
 
 def attendance_rate(user_id: int) -> float | None:

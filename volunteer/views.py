@@ -20,25 +20,25 @@ from volunteer.models import CATEGORIES, Activity, Attendance, Signup
 bp = Blueprint("volunteer", __name__)
 
 
-def _problems(error: DomainError) -> str:
-    return "；".join(m for ms in (error.errors or {"_": [error.detail]}).values() for m in ms)
-
-
 @bp.get("/activities")
 def activity_list():
-    q = request.args.get("q", "").strip()
-    select = sa.select(Activity).where(Activity.status == "published", Activity.ends_at >= utcnow())
-    if q:
-        select = select.where(Activity.title.contains(q, autoescape=True))
-    if request.args.get("category") in CATEGORIES:
-        select = select.where(Activity.category == request.args["category"])
-    rows = db.session.scalars(select.order_by(Activity.starts_at).limit(100)).all()
+    """Published activities not yet over, soonest first."""
+    q = request.args.get("q", "").strip()[:50]
+    category = request.args.get("category")
+    select = activities.browse(
+        current_user,
+        status="published",
+        ends_after=utcnow(),
+        category=category if category in CATEGORIES else None,
+        text=q,
+    )
+    rows = db.session.scalars(select.order_by(Activity.starts_at, Activity.id).limit(100)).all()
     return render_template(
         "volunteer/list.html",
         activities=rows,
         q=q,
         categories=CATEGORIES,
-        counts={a.id: activities.counts(a.id) for a in rows},
+        counts=activities.counts_for([a.id for a in rows]),
     )
 
 
@@ -77,7 +77,7 @@ def signup(activity_id: int):
                 "success",
             )
     except DomainError as error:
-        flash(_problems(error), "error")
+        flash(error.text, "error")
     return redirect(url_for("volunteer.activity_detail", activity_id=activity_id))
 
 
@@ -115,23 +115,20 @@ def my_activities():
 
 def _departments() -> list[Department]:
     authorize(current_user, "organizer")
-    ids = {i for t, i in current_user.grant_keys("organizer") if t == "department"}
+    ids = activities.organizer_departments(current_user)
     return list(db.session.scalars(sa.select(Department).where(Department.id.in_(ids))))
 
 
-def _organized(activity_id: int) -> Activity:
-    authorize(current_user, "organizer")
-    activity = activities.get(activity_id, viewer=current_user)
-    authorize(current_user, "organizer", activity, hide=True)
-    return activity
+def _when(form, name: str) -> datetime | None:
+    """A datetime-local field (no zone, as the browser sends it), read in the service's time zone.
+    A malformed value raises ValueError, which the pages turn into a friendly message."""
+    value = form.get(name)
+    return datetime.fromisoformat(value).replace(tzinfo=ZoneInfo(current_app.config["TIMEZONE"])) if value else None
 
 
 def _form_values(form) -> dict:
-    zone = ZoneInfo(current_app.config["TIMEZONE"])
-
     def when(name):
-        value = form.get(name)
-        return datetime.fromisoformat(value).replace(tzinfo=zone) if value else None
+        return _when(form, name)
 
     def number(name):
         return int(form[name]) if form.get(name) else None
@@ -165,7 +162,7 @@ def dashboard():
         "volunteer/dashboard.html",
         activities=rows,
         departments=departments,
-        counts={a.id: activities.counts(a.id) for a in rows},
+        counts=activities.counts_for([a.id for a in rows]),
     )
 
 
@@ -187,7 +184,7 @@ def new_activity():
         except ValueError:
             flash("请填写正确的时间和数字", "error")
         except DomainError as error:
-            flash(_problems(error), "error")
+            flash(error.text, "error")
         else:
             flash("已保存为草稿，确认无误后请发布", "success")
             return redirect(url_for("volunteer.manage", activity_id=activity.id))
@@ -197,7 +194,7 @@ def new_activity():
 @bp.route("/organizer/activities/<int:activity_id>", methods=["GET", "POST"])
 @login_required
 def manage(activity_id: int):
-    activity = _organized(activity_id)
+    activity = activities.organized(current_user, activity_id)
     if request.method == "POST":
         form, now = request.form, utcnow()
         action = form.get("action")
@@ -213,13 +210,12 @@ def manage(activity_id: int):
                     now=now,
                 )
             elif action == "correct":
-                zone = ZoneInfo(current_app.config["TIMEZONE"])
                 attendance.correct(
                     actor=current_user,
                     activity_id=activity.id,
                     user_id=int(form["user_id"]),
-                    checked_in_at=datetime.fromisoformat(form["checked_in_at"]).replace(tzinfo=zone),
-                    checked_out_at=datetime.fromisoformat(form["checked_out_at"]).replace(tzinfo=zone),
+                    checked_in_at=_when(form, "checked_in_at"),
+                    checked_out_at=_when(form, "checked_out_at"),
                     reason=form.get("reason", ""),
                     now=now,
                 )
@@ -233,10 +229,12 @@ def manage(activity_id: int):
                     reason=form.get("reason", ""),
                     now=now,
                 )
+            else:
+                raise KeyError(action)
         except (KeyError, ValueError):
             flash("请填写完整、正确的内容", "error")
         except DomainError as error:
-            flash(_problems(error), "error")
+            flash(error.text, "error")
         else:
             flash("已保存", "success")
         return redirect(url_for("volunteer.manage", activity_id=activity.id))
@@ -259,13 +257,13 @@ def manage(activity_id: int):
 @bp.get("/organizer/activities/<int:activity_id>/live")
 @login_required
 def live(activity_id: int):
-    return render_template("volunteer/live.html", a=_organized(activity_id))
+    return render_template("volunteer/live.html", a=activities.organized(current_user, activity_id))
 
 
 @bp.get("/organizer/activities/<int:activity_id>/poster")
 @login_required
 def poster(activity_id: int):
-    activity = _organized(activity_id)
+    activity = activities.organized(current_user, activity_id)
     token, _ = tokens.poster(activity)
     return render_template("volunteer/poster.html", a=activity, url=url_for("volunteer.scan", t=token, _external=True))
 
@@ -273,4 +271,4 @@ def poster(activity_id: int):
 @bp.get("/organizer/activities/<int:activity_id>/kiosk")
 @login_required
 def kiosk(activity_id: int):
-    return render_template("volunteer/kiosk.html", a=_organized(activity_id))
+    return render_template("volunteer/kiosk.html", a=activities.organized(current_user, activity_id))
