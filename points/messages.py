@@ -14,6 +14,7 @@ MESSAGES = {
     "certificate_not_found": "找不到该证明",
     "period_invalid": "起止日期不正确",
     "amount_invalid": "积分须为非零整数",
+    "self_dealing": "不能为本人或本户成员办理此项操作",
 }
 
 register_messages(MESSAGES)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -19,7 +21,7 @@ def empty_app(backend, tmp_path):
     if backend.name == "sqlite":
         url = f"sqlite:///{tmp_path / 'migrations.db'}"
     else:
-        url = backend.url.rsplit("/", 1)[0] + "/moralcredit_migrations"
+        url = backend.url.rsplit("/", 1)[0] + "/moralcredit_migrations" + os.environ.get("PYTEST_XDIST_WORKER", "")
         recreate_pg_database(url)
     app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": url})
     with app.app_context():
