@@ -1,7 +1,10 @@
 """The moral e-archive (道德电子档案): one append-only, hash-chained timeline per resident.
 
 Each entry's hash covers its canonical content and the previous entry's hash, so that editing,
-deleting or reordering any stored row breaks the chain at that row, which `verify()` reports.
+deleting or reordering any stored row breaks the chain at that row. A chain alone does not notice
+a missing tail, so the resident's ledger account anchors it (DESIGN §3): it keeps the head hash and
+the entry count, every entry names the transfer it records and every transfer of the account has
+its entry, and the entries' points add up to the balance. `verify()` compares all of it.
 Appends for one resident are serialized by locking the resident's ledger account. This module
 never commits: the caller's unit of work covers the entry and the points it records.
 """
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,9 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from points import ledger
-from points.models import ArchiveEntry
+from points.models import GENESIS, Account, ArchiveEntry, Transfer
 
-GENESIS = "0" * 64
 HASHED_FIELDS = (
     "user_id",
     "seq",
@@ -66,16 +68,12 @@ def append(
     transfer_id: int | None = None,
     cause: tuple[str, Any] | None = None,
 ) -> ArchiveEntry:
-    ledger.lock(session, ledger.resident_account(session, user_id))
-    last = session.execute(
-        sa.select(ArchiveEntry.seq, ArchiveEntry.hash)
-        .where(ArchiveEntry.user_id == user_id)
-        .order_by(ArchiveEntry.seq.desc())
-        .limit(1)
-    ).first()
+    account_id = ledger.resident_account(session, user_id)
+    account = ledger.lock(session, account_id)[account_id]
+    seq, prev = account.archive_count + 1, account.archive_head
     entry = ArchiveEntry(
         user_id=user_id,
-        seq=(last.seq + 1) if last else 1,
+        seq=seq,
         kind=kind,
         occurred_at=occurred_at.astimezone(UTC),
         recorded_at=now.astimezone(UTC),
@@ -88,11 +86,20 @@ def append(
         transfer_id=transfer_id,
         cause_type=cause[0] if cause else None,
         cause_id=str(cause[1]) if cause else None,
-        prev_hash=last.hash if last else GENESIS,
+        prev_hash=prev,
     )
     entry.hash = entry_hash(entry)
     session.add(entry)
+    # Guarded: the anchor moves only from the head this entry was chained to.
+    moved = session.execute(
+        sa.update(Account)
+        .where(Account.id == account_id, Account.archive_count == seq - 1)
+        .values(archive_count=seq, archive_head=entry.hash)
+    ).rowcount
+    if moved != 1:
+        raise RuntimeError(f"archive of user {user_id} moved under us")
     session.flush()
+    session.expire(account)
     return entry
 
 
@@ -101,11 +108,32 @@ class Verification:
     ok: bool
     entries: int
     first_bad_seq: int | None
+    problems: list[str] = field(default_factory=list)
 
 
 def verify(session: Session, user_id: int) -> Verification:
-    """Walk one resident's chain; the first entry whose content, order or link is wrong is named."""
-    expected_prev, expected_seq, count = GENESIS, 1, 0
+    """Check one resident's archive against itself and its anchor; name the first bad entry.
+
+    The chain (content, order, links), then the anchor on the ledger account (entry count and head
+    hash: a deleted or replaced tail), then entries ↔ transfers both ways (each entry's transfer
+    moves this account; each transfer of the account has exactly one entry), then the points of
+    the entries against the balance.
+    """
+    account = session.execute(
+        sa.select(Account)
+        .where(Account.kind == "resident", Account.owner_type == "user", Account.owner_id == user_id)
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    expected_prev, expected_seq, count, total = GENESIS, 1, 0, 0
+    recorded: dict[int, int] = {}
+    problems: list[str] = []
+    first_bad: int | None = None
+
+    def bad(seq: int, text: str) -> None:
+        nonlocal first_bad
+        problems.append(text)
+        first_bad = seq if first_bad is None else min(first_bad, seq)
+
     while True:
         # Keyset pages: bounded memory for long archives, and no server-side cursor left open.
         batch = session.scalars(
@@ -118,15 +146,47 @@ def verify(session: Session, user_id: int) -> Verification:
         for entry in batch:
             count += 1
             if entry.seq != expected_seq or entry.prev_hash != expected_prev or entry.hash != entry_hash(entry):
-                return Verification(False, count, entry.seq)
+                bad(entry.seq, f"entry {entry.seq}: content, order or link changed")
+                return Verification(False, count, first_bad, problems)
+            total += entry.points
+            if entry.transfer_id is not None:
+                if entry.transfer_id in recorded:
+                    bad(entry.seq, f"entry {entry.seq} records transfer {entry.transfer_id} a second time")
+                recorded[entry.transfer_id] = entry.seq
             expected_prev, expected_seq = entry.hash, entry.seq + 1
         if len(batch) < 1000:
             break
-    return Verification(True, count, None)
+    if account is None:
+        if count:
+            bad(1, "archive entries without a ledger account")
+        return Verification(not problems, count, first_bad, problems)
+    if account.archive_count != count or account.archive_head != expected_prev:
+        anchor = f"the anchor says {account.archive_count} entries, the chain has {count}"
+        bad(min(count, account.archive_count) + 1, anchor)
+    moved = dict(
+        session.execute(
+            sa.select(Transfer.id, Transfer.amount).where(
+                sa.or_(Transfer.from_account_id == account.id, Transfer.to_account_id == account.id)
+            )
+        ).all()
+    )
+    for transfer_id, seq in recorded.items():
+        if transfer_id not in moved:
+            bad(seq, f"entry {seq} names transfer {transfer_id}, which does not move this account")
+    missing = sorted(set(moved) - set(recorded))
+    if missing:
+        bad(count + 1, f"transfers without an archive entry: {missing[:10]}")
+    if total != account.balance:
+        bad(count + 1, f"entries add up to {total} points, the balance is {account.balance}")
+    return Verification(not problems, count, first_bad, problems)
 
 
 def residents_with_entries(session: Session) -> list[int]:
-    return list(session.scalars(sa.select(ArchiveEntry.user_id).distinct().order_by(ArchiveEntry.user_id)))
+    """Every resident with an archive or a ledger account (an emptied archive still counts)."""
+    owners = sa.select(Account.owner_id.label("user_id")).where(Account.kind == "resident")
+    writers = sa.select(ArchiveEntry.user_id.label("user_id")).distinct()
+    both = sa.union(owners, writers).subquery()
+    return list(session.scalars(sa.select(both.c.user_id).order_by(both.c.user_id)))
 
 
 def entries(session: Session, user_id: int) -> list[ArchiveEntry]:
@@ -137,7 +197,9 @@ def entries(session: Session, user_id: int) -> list[ArchiveEntry]:
 
 def head_hash(session: Session, user_id: int) -> str:
     value = session.scalar(
-        sa.select(ArchiveEntry.hash).where(ArchiveEntry.user_id == user_id).order_by(ArchiveEntry.seq.desc()).limit(1)
+        sa.select(Account.archive_head).where(
+            Account.kind == "resident", Account.owner_type == "user", Account.owner_id == user_id
+        )
     )
     return value or GENESIS
 

@@ -1,5 +1,9 @@
 """Points in and out of a resident's account, each with its archive entry, in one unit of work:
 service credits (called by the volunteer domain), admin adjustments, and reversals.
+
+A reversal always reverses in full: what the resident already spent becomes a debt (shown on the
+archive), and every later credit pays debts first (`pay_debts`), so a correction never leaves the
+resident with points no service earned.
 """
 
 from __future__ import annotations
@@ -72,7 +76,33 @@ def credit_service(
             transfer_id=move.transfer.id if move and move.transfer else None,
             cause=("service_key", key),
         )
+        if move is not None:
+            pay_debts(session, user_id=user_id, key=key, now=now, actor_id=actor_id)
     return entry
+
+
+def pay_debts(session, *, user_id: int, key: str, now: datetime, actor_id: int | None) -> list[ArchiveEntry]:
+    """After a credit (`key`), pay the resident's open debts first, each with its archive entry.
+    Every service that credits a resident calls this in the same unit of work."""
+    written = []
+    for paid in ledger.pay_debts(
+        session, ledger.resident_account(session, user_id), key=key, now=now, actor_id=actor_id
+    ):
+        written.append(
+            archive.append(
+                session,
+                user_id=user_id,
+                kind="reversal",
+                occurred_at=now,
+                now=now,
+                summary=f"抵扣更正欠分 {paid.amount} 分",
+                points=-paid.amount,
+                details={"debt": paid.debt.id, "repays": paid.debt.original_transfer_id},
+                transfer_id=paid.transfer.id,
+                cause=("debt", paid.debt.id),
+            )
+        )
+    return written
 
 
 def reverse_service(*, key: str, new_key: str, reason: str, now: datetime, actor_id: int | None) -> ArchiveEntry | None:
@@ -99,7 +129,7 @@ def reverse_service(*, key: str, new_key: str, reason: str, now: datetime, actor
         unpaid = move.unpaid if move else 0
         summary = f"更正：撤销第 {entry.seq} 条服务记录（{reason}）"
         if unpaid:
-            summary += f"，余额不足，未扣回 {unpaid} 分"
+            summary += f"，积分已使用，欠 {unpaid} 分，由之后获得的积分先抵扣"
         return archive.append(
             session,
             user_id=entry.user_id,

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import Conflict, Invalid
 from points.messages import MESSAGES  # noqa: F401  (registers the Chinese messages)
-from points.models import Account, Transfer
+from points.models import Account, Debt, Transfer
 
 SINKS = {"expiry": 1}
 
@@ -177,12 +177,22 @@ def reverse(
     reason: str,
     cause: tuple[str, Any] | None = None,
 ) -> Move:
-    """Undo `original` by a new transfer the other way (never an edit). A resident who already
-    spent the points gives back what they have; the rest is recorded as unpaid."""
+    """Undo `original` in full by a new transfer the other way (never an edit).
+
+    A resident who already spent the points gives back what they hold; the rest becomes a `Debt`
+    to the original payer that later credits pay first (`pay_debts`), so a correction never leaves
+    points that no service earned. `Move.unpaid` says how much became debt.
+    """
+    if session.scalar(sa.select(Debt.id).where(Debt.original_transfer_id == original.id)) is not None:
+        done = session.scalar(sa.select(Transfer).where(Transfer.reverses_id == original.id))
+        if done is not None and done.idempotency_key != key:
+            raise Conflict("already_reversed")
+        unpaid = int((done.details or {}).get("unpaid", 0)) if done else original.amount
+        return Move(done, done.amount if done else 0, unpaid, replayed=True)
     already = session.scalar(sa.select(Transfer).where(Transfer.reverses_id == original.id))
     if already is not None and already.idempotency_key != key:
         raise Conflict("already_reversed")
-    return transfer(
+    move = transfer(
         session,
         source=original.to_account_id,
         target=original.from_account_id,
@@ -196,6 +206,68 @@ def reverse(
         reverses_id=original.id,
         partial=True,
     )
+    if move.unpaid and not move.replayed:
+        session.add(
+            Debt(
+                account_id=original.to_account_id,
+                creditor_account_id=original.from_account_id,
+                original_transfer_id=original.id,
+                amount=move.unpaid,
+                repaid=0,
+                created_at=now,
+            )
+        )
+        session.execute(
+            sa.update(Account).where(Account.id == original.to_account_id).values(debt=Account.debt + move.unpaid)
+        )
+        session.flush()
+    return move
+
+
+@dataclass
+class Repayment:
+    debt: Debt
+    transfer: Transfer
+    amount: int
+
+
+def pay_debts(session: Session, account_id: int, *, key: str, now: datetime, actor_id: int | None) -> list[Repayment]:
+    """Pay the account's open debts, oldest first, from what it holds now (after a credit `key`).
+
+    Each payment is a `reversal` transfer to the debt's creditor keyed by the debt and the credit
+    that paid it, so a repeat of the credit never pays twice. Locks the account first."""
+    account = lock(session, account_id)[account_id]
+    if account.debt <= 0 or account.balance <= 0:
+        return []
+    paid: list[Repayment] = []
+    debts = session.scalars(
+        sa.select(Debt).where(Debt.account_id == account_id, Debt.repaid < Debt.amount).order_by(Debt.id)
+    ).all()
+    available = account.balance
+    for debt in debts:
+        if available <= 0:
+            break
+        amount = min(debt.amount - debt.repaid, available)
+        move = transfer(
+            session,
+            source=account_id,
+            target=debt.creditor_account_id,
+            amount=amount,
+            kind="reversal",
+            key=f"debt:{debt.id}:{key}",
+            now=now,
+            actor_id=actor_id,
+            cause=("debt", debt.id),
+            details={"debt": debt.id, "repays": debt.original_transfer_id},
+        )
+        if move.replayed:
+            continue
+        session.execute(sa.update(Debt).where(Debt.id == debt.id).values(repaid=Debt.repaid + amount))
+        session.execute(sa.update(Account).where(Account.id == account_id).values(debt=Account.debt - amount))
+        available -= amount
+        paid.append(Repayment(debt, move.transfer, amount))
+    session.expire(account)
+    return paid
 
 
 def balance(session: Session, user_id: int) -> int:
@@ -225,4 +297,19 @@ def invariant_problems(session: Session) -> list[str]:
     problems += [f"account {a} caches {b} but its transfers sum to {t or 0}" for a, b, t in mismatched]
     negative = session.scalars(sa.select(Account.id).where(Account.kind == "resident", Account.balance < 0)).all()
     problems += [f"resident account {a} is negative" for a in negative]
+    open_debts = (
+        sa.select(Debt.account_id.label("id"), sa.func.sum(Debt.amount - Debt.repaid).label("owed"))
+        .group_by(Debt.account_id)
+        .subquery()
+    )
+    wrong_debt = session.execute(
+        sa.select(Account.id, Account.debt, open_debts.c.owed)
+        .outerjoin(open_debts, open_debts.c.id == Account.id)
+        .where(Account.debt != sa.func.coalesce(open_debts.c.owed, 0))
+    ).all()
+    problems += [f"account {a} caches a debt of {d} but its open debts sum to {o or 0}" for a, d, o in wrong_debt]
+    hoarding = session.scalars(
+        sa.select(Account.id).where(Account.kind == "resident", Account.debt > 0, Account.balance > 0)
+    ).all()
+    problems += [f"resident account {a} holds points while it owes a debt" for a in hoarding]
     return problems

@@ -20,6 +20,9 @@ TRANSFER_KINDS = ("service", "deed", "deduction", "redemption", "refund", "expir
 ENTRY_KINDS = ("service", "deed", "deduction", "redemption", "void", "reversal", "adjustment", "expiry", "refund")
 
 
+GENESIS = "0" * 64
+
+
 def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
@@ -36,12 +39,39 @@ class Account(db.Model):
     owner_type: Mapped[str] = mapped_column(sa.String(16))
     owner_id: Mapped[int] = mapped_column(sa.Integer)
     balance: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    # What corrections took back that the resident could not pay (sum of open `Debt` rows); later
+    # credits pay it first. A resident with a debt never holds spendable points.
+    debt: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    # The anchor of the resident's archive chain: a deleted or rewritten tail no longer matches.
+    archive_count: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    archive_head: Mapped[str] = mapped_column(sa.String(64), default=GENESIS, server_default=GENESIS)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (
         sa.UniqueConstraint("kind", "owner_type", "owner_id"),
         sa.CheckConstraint(_in("kind", ACCOUNT_KINDS), name="kind"),
         sa.CheckConstraint("kind <> 'resident' OR balance >= 0", name="resident_not_negative"),
+        sa.CheckConstraint("debt >= 0 AND archive_count >= 0", name="debt_and_count"),
+    )
+
+
+class Debt(db.Model):
+    """Points a reversal could not take back because the resident had spent them. Later credits
+    to the resident pay it, oldest first, to the account the reversal owed (its creditor)."""
+
+    __tablename__ = "debt"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("account.id", ondelete="RESTRICT"))
+    creditor_account_id: Mapped[int] = mapped_column(sa.ForeignKey("account.id", ondelete="RESTRICT"))
+    original_transfer_id: Mapped[int] = mapped_column(sa.ForeignKey("transfer.id", ondelete="RESTRICT"), unique=True)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    repaid: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        sa.CheckConstraint("amount > 0 AND repaid >= 0 AND repaid <= amount", name="sane"),
+        sa.Index("ix_debt_account", "account_id", "id"),
     )
 
 

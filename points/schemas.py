@@ -51,6 +51,7 @@ class VerifySchema(BaseSchema):
     ok = fields.Boolean()
     entries = fields.Integer()
     first_bad_seq = fields.Integer(allow_none=True)
+    problems = fields.List(fields.String(), metadata={"description": "what does not match, in words"})
 
 
 class DeedRequestSchema(BaseSchema):

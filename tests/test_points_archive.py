@@ -93,7 +93,9 @@ def test_an_edited_row_is_found_by_every_verifier(client, world, app):
     result = archive.verify(db.session, user.id)
     assert (result.ok, result.first_bad_seq) == (False, 3)
     api = client.get(f"/api/v1/residents/{user.id}/archive/verify", headers=f.bearer(world.users["admin"]))
-    assert api.get_json() == {"ok": False, "entries": 3, "first_bad_seq": 3}
+    body = api.get_json()
+    assert {k: body[k] for k in ("ok", "entries", "first_bad_seq")} == {"ok": False, "entries": 3, "first_bad_seq": 3}
+    assert body["problems"]
     cli = app.test_cli_runner().invoke(args=["archive", "verify"])
     assert cli.exit_code == 1 and f"resident {user.id}: BROKEN at entry 3" in cli.output
     run_job("verify-archives")
@@ -109,6 +111,40 @@ def test_a_deleted_row_breaks_the_chain_at_the_gap(world):
         tamper("DROP TRIGGER archive_entry_no_delete", {})
     tamper("DELETE FROM archive_entry WHERE user_id = :u AND seq = 2", {"u": user_id})
     assert archive.verify(db.session, user_id).first_bad_seq == 3
+
+
+def test_a_deleted_newest_entry_is_found_by_the_anchor(app, world):
+    user_id = world.users["resident"].id
+    for i in range(3):
+        serve(world.users["resident"], world.departments["d1"].id, f"attendance:{i}:1")
+    if db.engine.dialect.name == "sqlite":
+        tamper("DROP TRIGGER archive_entry_no_delete", {})
+    tamper("DELETE FROM archive_entry WHERE user_id = :u AND seq = 3", {"u": user_id})
+    result = archive.verify(db.session, user_id)
+    assert (result.ok, result.entries, result.first_bad_seq) == (False, 2, 3)
+    cli = app.test_cli_runner().invoke(args=["archive", "verify", "--resident", str(user_id)])
+    assert cli.exit_code == 1
+
+
+def test_an_entry_rewritten_with_a_consistent_chain_is_found_by_the_ledger(world):
+    """Rewrite the newest entry's points and re-hash it and the anchor: the archive no longer adds
+    up to the balance, and the entry no longer matches its transfer's account total."""
+    user_id = world.users["resident"].id
+    serve(world.users["resident"], world.departments["d1"].id, "attendance:1:1")
+    entry = archive.entries(db.session, user_id)[0]
+    entry.points = 500
+    forged = archive.entry_hash(entry)
+    db.session.rollback()
+    tamper(
+        "UPDATE archive_entry SET points = 500, hash = :h WHERE user_id = :u AND seq = 1", {"u": user_id, "h": forged}
+    )
+    with db.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE account SET archive_head = :h WHERE owner_id = :u AND kind = 'resident'"),
+            {"u": user_id, "h": forged},
+        )
+    result = archive.verify(db.session, user_id)
+    assert not result.ok and any("balance" in p for p in result.problems)
 
 
 def test_an_intact_archive_verifies_and_the_cli_exits_zero(app, world):

@@ -14,6 +14,7 @@ CATEGORIES = ("平安巡逻", "矛盾调解", "环境整治", "文明劝导", "�
 ACTIVITY_STATUSES = ("draft", "published", "cancelled", "finished", "closed")
 SIGNUP_STATUSES = ("confirmed", "waitlisted", "pending", "rejected", "cancelled")
 ATTENDANCE_STATUSES = ("open", "closed", "auto", "annulled")
+REVIEW_STATES = ("pending", "approved", "rejected")
 METHODS = ("venue", "kiosk", "manual", "auto")
 
 
@@ -105,6 +106,19 @@ class Attendance(db.Model):
     version: Mapped[int] = mapped_column(sa.Integer, default=0)
     credit_key: Mapped[str | None] = mapped_column(sa.String(64))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # What the scans alone say (never changed by a correction): minutes beyond what these times
+    # earn are a make-up, which waits for a second person (the four-eyes rule, API.md).
+    scanned_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    scanned_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    makeup_minutes: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    review: Mapped[str | None] = mapped_column(sa.String(16))
+    proposed_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    proposed_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    review_reason: Mapped[str | None] = mapped_column(sa.String(255))
+    recorded_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    reviewed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    review_note: Mapped[str | None] = mapped_column(sa.String(255))
 
     user: Mapped[User] = relationship(foreign_keys=[user_id], lazy="selectin")
     activity: Mapped[Activity] = relationship(lazy="selectin")
@@ -114,6 +128,9 @@ class Attendance(db.Model):
         sa.UniqueConstraint("activity_id", "user_id"),
         sa.CheckConstraint(_in("status", ATTENDANCE_STATUSES), name="status"),
         sa.CheckConstraint("checked_out_at IS NULL OR checked_out_at >= checked_in_at", name="order"),
+        sa.CheckConstraint("review IS NULL OR " + _in("review", REVIEW_STATES), name="review"),
+        sa.CheckConstraint("makeup_minutes >= 0 AND makeup_minutes <= credited_minutes", name="makeup"),
+        sa.Index("ix_attendance_review", "review"),
     )
 
     def scope_keys(self) -> set[tuple[str, int]]:
