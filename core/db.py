@@ -81,7 +81,26 @@ def _sqlite_begin(conn: sa.Connection) -> None:
 
 
 class NestedUnitOfWork(RuntimeError):
-    """A unit of work was opened while the session held unsaved changes."""
+    """A unit of work was opened while the session held changes it did not start: unsaved objects,
+    or statements already written in the open transaction (which a rollback would silently lose)."""
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_stray_write(state: Any) -> None:
+    if (state.is_insert or state.is_update or state.is_delete) and not state.session.info.get("uow_depth"):
+        state.session.info["stray_writes"] = True
+
+
+@event.listens_for(Session, "after_flush")
+def _note_stray_flush(session: Session, flush_context: Any) -> None:
+    if not session.info.get("uow_depth"):
+        session.info["stray_writes"] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_stray_writes(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop("stray_writes", None)
 
 
 @contextlib.contextmanager
@@ -102,6 +121,8 @@ def unit_of_work(session: Session | None = None) -> Iterator[Session]:
         return
     if session.new or session.dirty or session.deleted:
         raise NestedUnitOfWork("unsaved changes outside a unit of work")
+    if session.info.get("stray_writes") and session.in_transaction():
+        raise NestedUnitOfWork("writes outside a unit of work would be rolled back: run them inside it")
     if session.in_transaction():
         session.rollback()
     session.info["uow_depth"] = 1

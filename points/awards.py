@@ -81,6 +81,13 @@ def credit_service(
     return entry
 
 
+def hold(session, user_id: int) -> None:
+    """Lock the resident's account for the rest of the unit of work: callers that read what the
+    resident was already credited (a daily cap, overlaps) do it after this, so two credits at once
+    cannot both see the allowance unused."""
+    ledger.lock(session, ledger.resident_account(session, user_id))
+
+
 def pay_debts(session, *, user_id: int, key: str, now: datetime, actor_id: int | None) -> list[ArchiveEntry]:
     """After a credit (`key`), pay the resident's open debts first, each with its archive entry.
     Every service that credits a resident calls this in the same unit of work."""

@@ -2,13 +2,15 @@
 
 Credited time is the overlap of [check-in, check-out] with the activity window widened by the
 rule's grace, rounded down to the rule's unit; below the minimum it is nothing; it is capped by
-what is left of the person's daily allowance. Points = credited hours × points per hour, rounded
+what is left of the person's daily allowance. Minutes already credited to the person elsewhere
+(overlapping attendances) are never counted again. Points = credited hours × points per hour, rounded
 down to a whole point (integers only). Defaults: 30-minute unit and minimum, 8 hours a day, 10
 points an hour (DESIGN §2).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
@@ -41,6 +43,7 @@ class Credit:
     points: int
     reason: str  # "ok", "below_minimum", "daily_cap", "capped", "no_overlap"
     rule: Rule
+    elsewhere_minutes: int = 0  # minutes of this window already credited at another activity
 
     def explanation(self) -> str:
         """E.g. '15 分 = 1.5 小时 × 10 分/小时（按 30 分钟取整）'."""
@@ -53,6 +56,8 @@ class Credit:
             text += f"；每日最多计 {_hours(r.daily_cap_minutes)} 小时"
         elif self.reason == "no_overlap":
             text += "；签到时间不在活动时间内"
+        if self.elsewhere_minutes:
+            text += f"；其中 {self.elsewhere_minutes} 分钟已在其他活动计入，不重复计"
         return text
 
     def as_details(self) -> dict:
@@ -65,6 +70,7 @@ class Credit:
             "credited_minutes": self.credited_minutes,
             "points": self.points,
             "reason": self.reason,
+            "elsewhere_minutes": self.elsewhere_minutes,
             "rule": asdict(self.rule),
             "explanation": self.explanation(),
         }
@@ -82,14 +88,17 @@ def credit(
     window_end: datetime,
     rule: Rule,
     already_credited_today: int = 0,
+    credited_elsewhere: Iterable[tuple[datetime, datetime]] = (),
 ) -> Credit:
-    """Credited minutes and points for one attendance (all datetimes timezone-aware)."""
+    """Credited minutes and points for one attendance (all datetimes timezone-aware).
+    `credited_elsewhere`: the person's time spans already credited at other activities."""
     if check_out < check_in:
         raise ValueError("check-out before check-in")
     start = max(check_in, window_start - timedelta(minutes=rule.grace_before_minutes))
     end = min(check_out, window_end + timedelta(minutes=rule.grace_after_minutes))
+    elsewhere = _covered_seconds(start, end, credited_elsewhere) // 60 if end > start else 0
     # Grace lets an early arrival or a late finish count, but never beyond the activity's length.
-    overlap = max(0, int((end - start).total_seconds() // 60))
+    overlap = max(0, int((end - start).total_seconds() // 60) - elsewhere)
     overlap = min(overlap, max(0, int((window_end - window_start).total_seconds() // 60)))
     reason = "ok" if overlap > 0 else "no_overlap"
     minutes = overlap // rule.unit_minutes * rule.unit_minutes
@@ -100,4 +109,16 @@ def credit(
         minutes = left_today // rule.unit_minutes * rule.unit_minutes
         reason = "daily_cap" if minutes == 0 else "capped"
     points = minutes * rule.points_per_hour // 60
-    return Credit(check_in, check_out, window_start, window_end, overlap, minutes, points, reason, rule)
+    return Credit(check_in, check_out, window_start, window_end, overlap, minutes, points, reason, rule, elsewhere)
+
+
+def _covered_seconds(start: datetime, end: datetime, spans: Iterable[tuple[datetime, datetime]]) -> int:
+    """Seconds of [start, end) covered by the union of `spans`."""
+    clipped = sorted((max(a, start), min(b, end)) for a, b in spans if min(b, end) > max(a, start))
+    covered, reach = 0.0, start
+    for a, b in clipped:
+        a = max(a, reach)
+        if b > a:
+            covered += (b - a).total_seconds()
+            reach = b
+    return int(covered)

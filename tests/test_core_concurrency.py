@@ -8,6 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from community.models import LoginAttempt, User
@@ -71,6 +72,7 @@ import sys
 from core.app import create_app
 from core.jobs import JOBS, job, run_job
 from core.db import db
+import pytest
 import sqlalchemy as sa
 
 ran = []
@@ -107,3 +109,20 @@ def test_a_scheduled_job_runs_once_per_slot_across_two_processes(app, backend):
     assert sum(ran) == 40, f"each of 40 slots runs exactly once, got {ran}"
     rows = db.session.scalars(sa.select(JobRun).where(JobRun.name == "test-claim")).all()
     assert len(rows) == 40 and {r.status for r in rows} == {"ok"}
+
+
+def test_a_unit_of_work_refuses_writes_it_did_not_start(app):
+    """A helper that writes before the unit of work opens would have its write rolled back
+    silently (the walk-in that stayed "waitlisted"); now the unit of work refuses loudly."""
+    from core.db import NestedUnitOfWork, unit_of_work
+
+    f.region("4301", "桃江县", "county")
+    user = f.user("4301")
+    db.session.commit()
+    db.session.execute(sa.update(User).where(User.id == user.id).values(name="改名"))
+    with pytest.raises(NestedUnitOfWork), unit_of_work():
+        pass
+    db.session.rollback()
+    with unit_of_work() as session:  # a clean start is fine again
+        session.execute(sa.update(User).where(User.id == user.id).values(name="改名"))
+    assert db.session.get(User, user.id, populate_existing=True).name == "改名"

@@ -49,7 +49,7 @@ def target_code(w: World) -> dict:
 
 
 def times(w: World) -> dict:
-    start = utcnow().replace(microsecond=0) - timedelta(minutes=30)
+    start = utcnow().replace(microsecond=0) - timedelta(minutes=90)
     return {
         "checked_in_at": start.isoformat(),
         "checked_out_at": (start + timedelta(minutes=60)).isoformat(),
@@ -65,10 +65,31 @@ def target_attendance(w: World) -> str:
     return f"/api/v1/activities/{running(w)}/attendances/{w.users['target'].id}"
 
 
+def makeup_path(w: World) -> str:
+    """The target's attendance at the running activity with a back-fill waiting for review."""
+    path = target_attendance(w)
+    if "makeup" not in w.extra:
+        start = utcnow().replace(microsecond=0) - timedelta(minutes=40)
+        attendance.correct(
+            actor=w.users["organizer"],
+            activity_id=running(w),
+            user_id=w.users["target"].id,
+            checked_in_at=start,
+            checked_out_at=start + timedelta(minutes=40),
+            reason="忘记扫码",
+            now=utcnow(),
+        )
+        w.extra["makeup"] = True
+    return path
+
+
+REVIEWER = {"reviewer": 200, "admin": 200, "admin_elsewhere": 404, "anonymous": 401}
+
+
 def annul_path(w: World) -> str:
     path = target_attendance(w)
     if "annul" not in w.extra:
-        start = utcnow().replace(microsecond=0) - timedelta(minutes=30)
+        start = utcnow().replace(microsecond=0) - timedelta(minutes=90)
         attendance.correct(
             actor=w.users["organizer"],
             activity_id=running(w),
@@ -123,6 +144,8 @@ CASES = [
         body=times,
     ),
     Case("annul attendance", "POST", annul_path, 403, ORGANIZER, body={"reason": "签错了人"}),
+    Case("approve make-up", "POST", lambda w: makeup_path(w) + "/approve", 403, REVIEWER, body={}),
+    Case("reject make-up", "POST", lambda w: makeup_path(w) + "/reject", 403, REVIEWER, body={"reason": "无人作证"}),
     Case("attendance table", "GET", lambda w: f"/api/v1/activities/{running(w)}/attendances", 403, ORGANIZER),
     Case("live counts", "GET", lambda w: f"/api/v1/activities/{running(w)}/live", 403, ORGANIZER),
     Case("my attendances", "GET", "/api/v1/me/attendances", 200, SIGNED_IN),
@@ -166,6 +189,23 @@ CASES = [
     Case("live screen", "GET", lambda w: f"/organizer/activities/{running(w)}/live", 403, PAGE_ORGANIZER, page=True),
     Case("poster", "GET", lambda w: f"/organizer/activities/{running(w)}/poster", 403, PAGE_ORGANIZER, page=True),
     Case("kiosk", "GET", lambda w: f"/organizer/activities/{running(w)}/kiosk", 403, PAGE_ORGANIZER, page=True),
+    Case(
+        "make-up review page",
+        "GET",
+        "/reviewer/makeups",
+        403,
+        {"reviewer": 200, "admin": 200, "admin_elsewhere": 200, "anonymous": 302},
+        page=True,
+    ),
+    Case(
+        "make-up review form",
+        "POST",
+        "/reviewer/makeups",
+        403,
+        {"reviewer": 302, "admin": 302, "admin_elsewhere": 302, "anonymous": 302},
+        page=True,
+        body=lambda w: {"action": "approve", "activity_id": running(w), "user_id": w.users["target"].id},
+    ),
 ]
 
 

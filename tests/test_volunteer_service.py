@@ -271,10 +271,11 @@ def past_activity(w, *who):
     return activity
 
 
-def backfill(w, activity, who, served: timedelta):
-    """The organizer back-fills `who`'s attendance from the activity's start."""
+def backfill(w, activity, who, served: timedelta, *, approve: bool = True):
+    """The organizer back-fills `who`'s attendance from the activity's start; a reviewer (the
+    second person of the four-eyes rule) approves it unless `approve` is false."""
     start = activity.starts_at
-    return attendance.correct(
+    row = attendance.correct(
         actor=w.users["organizer"],
         activity_id=activity.id,
         user_id=w.users[who].id,
@@ -283,29 +284,40 @@ def backfill(w, activity, who, served: timedelta):
         reason="补录",
         now=utcnow(),
     )
+    assert row.review == "pending" and row.points == 0
+    if not approve:
+        return row
+    return attendance.approve(actor=w.users["reviewer"], activity_id=activity.id, user_id=w.users[who].id, now=utcnow())
 
 
-def test_a_correction_reverses_and_recredits_as_manual_hours(client, w):
+def test_a_raised_correction_waits_for_a_reviewer_then_recredits_as_manual_hours(client, w):
     activity = past_activity(w, "resident")
     start = activity.starts_at
     backfill(w, activity, "resident", timedelta(minutes=60))
+    url = f"/api/v1/activities/{activity.id}/attendances/{w.users['resident'].id}"
     response = client.put(
-        f"/api/v1/activities/{activity.id}/attendances/{w.users['resident'].id}",
+        url,
         headers=f.bearer(w.users["organizer"]),
         json={
             "checked_in_at": start.isoformat(),
-            "checked_out_at": (start + timedelta(hours=5)).isoformat(),
+            "checked_out_at": (start + timedelta(hours=2, minutes=40)).isoformat(),
             "reason": "签退时间填错",
         },
     )
     assert response.status_code == 200
     body = response.get_json()
-    assert body["credited_minutes"] == 120 and body["points"] == 20  # capped at the activity's length
+    assert (body["review"], body["credited_minutes"], body["points"]) == ("pending", 60, 10)
+    assert ledger.balance(db.session, w.users["resident"].id) == 10
+    approved = client.post(f"{url}/approve", json={}, headers=f.bearer(w.users["reviewer"]))
+    assert approved.status_code == 200
+    body = approved.get_json()
+    assert (body["review"], body["credited_minutes"], body["points"]) == ("approved", 120, 20)  # the activity's length
+    assert body["makeup_minutes"] == 120
     kinds = [(e.kind, e.points, e.manual) for e in archive.entries(db.session, w.users["resident"].id)]
     assert kinds == [("service", 10, True), ("reversal", -10, True), ("service", 20, True)]
     assert ledger.balance(db.session, w.users["resident"].id) == 20
     no_reason = client.put(
-        f"/api/v1/activities/{activity.id}/attendances/{w.users['resident'].id}",
+        url,
         headers=f.bearer(w.users["organizer"]),
         json={"checked_in_at": start.isoformat(), "checked_out_at": start.isoformat(), "reason": ""},
     )
@@ -379,13 +391,14 @@ def test_only_a_confirmed_volunteer_can_be_back_filled(client, w, who):
     assert ledger.balance(db.session, w.users[who].id) == 0
 
 
-def test_missed_check_outs_are_closed_at_the_end_marked_auto_and_confirmed(app, w):
+def test_missed_check_outs_post_nothing_until_the_organizer_confirms_and_a_reviewer_approves(app, w):
     activity = make_activity(w, start_in=timedelta(hours=-5), hours=2)
     db.session.rollback()
     row = Attendance(
         activity_id=activity.id,
         user_id=w.users["resident"].id,
         checked_in_at=activity.starts_at,
+        scanned_in_at=activity.starts_at,
         status="open",
         method_in="venue",
         updated_at=activity.starts_at,
@@ -396,26 +409,48 @@ def test_missed_check_outs_are_closed_at_the_end_marked_auto_and_confirmed(app, 
     assert run_job("close-missed-checkouts") == "closed 0"
     db.session.rollback()
     row = db.session.get(Attendance, row.id)
-    assert (row.status, row.method_out, row.checked_out_at, row.points) == ("auto", "auto", activity.ends_at, 20)
-    # The organizer confirms on the management page: the points stand, the row is closed, audited.
+    # Only the check-in was scanned: the job closes the row and credits nothing.
+    assert (row.status, row.method_out, row.checked_out_at, row.points) == ("auto", "auto", activity.ends_at, 0)
+    assert ledger.balance(db.session, w.users["resident"].id) == 0
+    # The organizer confirms on the management page: that is a make-up, so it waits for review.
     page = app.test_client()
     sign_in_page(page, w.users["organizer"])
-    assert "自动签退，待确认" in page.get(f"/organizer/activities/{activity.id}").get_data(as_text=True)
+    assert "自动签退，未计积分" in page.get(f"/organizer/activities/{activity.id}").get_data(as_text=True)
     confirmed = page.post(
         f"/organizer/activities/{activity.id}",
         data={"csrf_token": csrf_token(page), "action": "confirm", "user_id": str(w.users["resident"].id)},
         follow_redirects=True,
     )
-    assert "已保存" in confirmed.get_data(as_text=True)
+    assert "待审核员审核" in confirmed.get_data(as_text=True)
     db.session.rollback()
     row = db.session.get(Attendance, row.id)
-    assert (row.status, row.points) == ("closed", 20) and ledger.balance(db.session, w.users["resident"].id) == 20
-    assert db.session.scalar(sa.select(AuditEntry.actor_id).where(AuditEntry.action == "attendance.confirm")) == (
-        w.users["organizer"].id
-    )
+    assert (row.status, row.review, row.points) == ("closed", "pending", 0)
+    assert ledger.balance(db.session, w.users["resident"].id) == 0
     with pytest.raises(Exception) as twice:
         attendance.confirm(actor=w.users["organizer"], activity_id=activity.id, user_id=row.user_id, now=utcnow())
     assert twice.value.code == "not_auto_closed"
+    # The reviewer approves on the review page: now the time is credited, as a make-up.
+    review = app.test_client()
+    sign_in_page(review, w.users["reviewer"])
+    assert w.users["resident"].name in review.get("/reviewer/makeups").get_data(as_text=True)
+    done = review.post(
+        "/reviewer/makeups",
+        data={
+            "csrf_token": csrf_token(review),
+            "action": "approve",
+            "activity_id": str(activity.id),
+            "user_id": str(w.users["resident"].id),
+        },
+        follow_redirects=True,
+    )
+    assert "已审核" in done.get_data(as_text=True)
+    db.session.rollback()
+    row = db.session.get(Attendance, row.id, populate_existing=True)
+    assert (row.review, row.points, row.makeup_minutes) == ("approved", 20, 120)
+    assert ledger.balance(db.session, w.users["resident"].id) == 20
+    assert db.session.scalar(sa.select(AuditEntry.actor_id).where(AuditEntry.action == "attendance.approve")) == (
+        w.users["reviewer"].id
+    )
 
 
 def test_reminders_go_once_and_cancellations_are_told(w):

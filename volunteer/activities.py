@@ -145,6 +145,10 @@ def _transition(actor: User, activity_id: int, now: datetime, allowed: tuple[str
         activity = organized(actor, activity_id, lock=True)
         if activity.status not in allowed:
             raise Conflict("activity_state")
+        if to == "cancelled" and _has_attendance(activity):
+            # Cancelling never keeps credits for time nobody will vouch for: the organizer annuls
+            # each attendance first (its points reversed in full), then cancels.
+            raise Conflict("activity_has_attendance")
         before = activity.status
         activity.status = to
         audit.record(
@@ -162,6 +166,17 @@ def _transition(actor: User, activity_id: int, now: datetime, allowed: tuple[str
         if to == "finished":
             _mark_no_shows(activity, now)
     return activity
+
+
+def _has_attendance(activity: Activity) -> bool:
+    return (
+        db.session.scalar(
+            sa.select(Attendance.id)
+            .where(Attendance.activity_id == activity.id, Attendance.status != "annulled")
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def publish(*, actor: User, activity_id: int, now: datetime) -> Activity:

@@ -21,6 +21,7 @@ from volunteer.schemas import (
     LiveSchema,
     PersonalScanSchema,
     ReasonSchema,
+    ReviewNoteSchema,
     ScanResultSchema,
     SignupSchema,
     VenueCodeQuery,
@@ -239,6 +240,32 @@ def correct(user, activity_id, user_id, data):
 def annul(user, activity_id, user_id, data):
     """Annul a wrong check-in (its points are reversed)."""
     return attendance.annul(actor=user, activity_id=activity_id, user_id=user_id, reason=data["reason"], now=utcnow())
+
+
+@endpoint(
+    "/activities/<int:activity_id>/attendances/<int:user_id>/approve",
+    "POST",
+    body=ReviewNoteSchema,
+    response=AttendanceSchema,
+    errors=(404, 409),
+    tag="volunteer",
+)
+def approve_makeup(user, activity_id, user_id, data):
+    """A reviewer of the activity's region (not the recorder, not the volunteer) approves a make-up."""
+    return attendance.approve(actor=user, activity_id=activity_id, user_id=user_id, note=data.get("note"), now=utcnow())
+
+
+@endpoint(
+    "/activities/<int:activity_id>/attendances/<int:user_id>/reject",
+    "POST",
+    body=ReasonSchema,
+    response=AttendanceSchema,
+    errors=(404, 409),
+    tag="volunteer",
+)
+def reject_makeup(user, activity_id, user_id, data):
+    """A reviewer rejects a make-up: nothing is credited beyond what already was."""
+    return attendance.reject(actor=user, activity_id=activity_id, user_id=user_id, reason=data["reason"], now=utcnow())
 
 
 @endpoint(

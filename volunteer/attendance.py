@@ -1,54 +1,73 @@
-"""Attendance: check-in and check-out by venue code or personal code, corrections, annulment,
-closing missed check-outs — and turning time served into points through `points`.
+"""Attendance: check-in and check-out by venue code or personal code, corrections, make-ups under
+the four-eyes rule, annulment, closing missed check-outs — and turning time served into points
+through `points`.
 
 A scan toggles: no attendance → check in; open → check out (and settle points). Scans within a
-minute of the last change do nothing (no flapping). Points are credited with the key
-`attendance:<id>:<version>`; a correction reverses the credit and credits again under a new
-version, never editing what was written (DESIGN §2). Hours entered by hand are marked manual.
+minute of the last change do nothing (no flapping). One person is in one place: a check-in while
+an attendance elsewhere is open is refused, and minutes already credited elsewhere never count
+twice. Points are credited with the key `attendance:<id>:<version>` (and `…:makeup` for hand-added
+minutes); a correction reverses the credit in full and credits again under a new version, never
+editing what was written (DESIGN §2). Minutes beyond those the scans earned are a make-up: they
+post only when a reviewer who is neither the recorder nor the resident approves (API.md).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo
+import dataclasses
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from community import accounts
-from community.models import User
-from core import audit
+from community.models import Region, User
+from community.services import admin_regions, subtree
+from core import audit, clock
 from core.db import db, unit_of_work
 from core.errors import Conflict, Invalid, NotFound, message
-from points import awards, policies
-from points.rules import credit
+from core.security import authorize
+from points import awards, duties, policies
+from points.rules import Credit, Rule, credit
 from volunteer import activities, signups, tokens
 from volunteer.models import Activity, Attendance, AttendanceCorrection, Signup
 
 DEBOUNCE = timedelta(minutes=1)
 OPEN_STATES = ("published", "finished")
+SETTLED = ("closed", "auto")
+REVIEWERS = ("reviewer", "admin")
 
 
-def _signed_up(activity: Activity, user: User, now: datetime) -> None:
-    """Only confirmed volunteers check in; a walk-in is signed up on the spot if allowed."""
-    status = db.session.scalar(
+def _signed_up(session, activity: Activity, user: User, now: datetime) -> None:
+    """Only confirmed volunteers check in; a walk-in is signed up on the spot if allowed (in the
+    scan's own unit of work, so the sign-up and the check-in stand or fall together)."""
+    status = session.scalar(
         sa.select(Signup.status).where(Signup.activity_id == activity.id, Signup.user_id == user.id)
     )
     if status == "confirmed":
         return
     if activity.allow_walk_in and status in (None, "cancelled", "waitlisted"):
         if status == "waitlisted":
-            db.session.execute(
+            session.execute(
                 sa.update(Signup)
                 .where(Signup.activity_id == activity.id, Signup.user_id == user.id)
                 .values(status="confirmed", walk_in=True, updated_at=now)
             )
         else:
-            db.session.rollback()
             signups.sign_up(user=user, activity_id=activity.id, now=now, walk_in=True)
         return
     raise Invalid("not_confirmed" if status in ("pending", "waitlisted") else "not_signed_up")
+
+
+def _not_elsewhere(session, activity: Activity, user: User) -> None:
+    """One person, one place: refuse a check-in while an attendance elsewhere is still open."""
+    elsewhere = session.execute(
+        sa.select(Activity.title)
+        .join(Attendance, Attendance.activity_id == Activity.id)
+        .where(Attendance.user_id == user.id, Attendance.status == "open", Attendance.activity_id != activity.id)
+        .limit(1)
+    ).scalar()
+    if elsewhere is not None:
+        raise Conflict("open_elsewhere", f"您在「{elsewhere}」的签到还没有签退，请先在那里签退")
 
 
 def scan_venue_code(*, user: User, token: str, now: datetime) -> tuple[Attendance, str]:
@@ -71,7 +90,8 @@ def scan_personal_code(*, organizer: User, activity_id: int, code: str, now: dat
 
 
 def _toggle(activity: Activity, user: User, now: datetime, *, method: str, operator: User | None):
-    _signed_up(activity, user, now)
+    if operator is not None:
+        duties.require_not_beneficiary(operator, user)  # nobody scans their own (or household's) code
     try:
         with unit_of_work() as session:
             # The activity row lock orders scans of one activity; the unique (activity, user)
@@ -81,10 +101,14 @@ def _toggle(activity: Activity, user: User, now: datetime, *, method: str, opera
                 sa.select(Attendance).where(Attendance.activity_id == activity.id, Attendance.user_id == user.id)
             )
             if row is None:
+                _signed_up(session, activity, user, now)
+                awards.hold(session, user.id)  # orders this person's check-ins across activities
+                _not_elsewhere(session, activity, user)
                 row = Attendance(
                     activity_id=activity.id,
                     user_id=user.id,
                     checked_in_at=now,
+                    scanned_in_at=now,
                     status="open",
                     method_in=method,
                     operator_id=getattr(operator, "id", None),
@@ -97,14 +121,17 @@ def _toggle(activity: Activity, user: User, now: datetime, *, method: str, opera
                 return row, "check_in" if row.status == "open" else "check_out"
             if row.status != "open":
                 raise Conflict("already_checked_out")
-            row.checked_out_at, row.method_out, row.status, row.updated_at = now, method, "closed", now
-            _settle(row, now, actor_id=getattr(operator, "id", None))
+            row.checked_out_at, row.scanned_out_at, row.method_out = now, now, method
+            row.status, row.updated_at = "closed", now
+            _settle(session, row, now, actor_id=getattr(operator, "id", None))
             return _scanned(row, "check_out", activity, method, operator or user, now)
     except IntegrityError:
         db.session.rollback()
         row = db.session.scalar(
             sa.select(Attendance).where(Attendance.activity_id == activity.id, Attendance.user_id == user.id)
         )
+        if row is None:
+            raise
         return row, "check_in"
 
 
@@ -121,61 +148,103 @@ def _scanned(row: Attendance, action: str, activity: Activity, method: str, acto
     return row, action
 
 
-def _day_bounds(moment: datetime) -> tuple[datetime, datetime]:
-    zone = ZoneInfo(current_app.config["TIMEZONE"])
-    start = datetime.combine(moment.astimezone(zone).date(), time.min, tzinfo=zone)
-    return start, start + timedelta(days=1)
-
-
-def _settle(row: Attendance, now: datetime, *, actor_id: int | None) -> None:
-    """Credit the attendance's time through the points rule and ledger (in the caller's unit)."""
-    activity = row.activity
-    start, end = _day_bounds(row.checked_in_at)
-    already = (
-        db.session.scalar(
-            sa.select(sa.func.coalesce(sa.func.sum(Attendance.credited_minutes), 0)).where(
-                Attendance.user_id == row.user_id,
-                Attendance.id != row.id,
-                Attendance.status.in_(("closed", "auto")),
-                Attendance.checked_in_at >= start,
-                Attendance.checked_in_at < end,
-            )
-        )
-        or 0
-    )
-    rule = policies.rule_for(
+def _rule(activity: Activity) -> Rule:
+    return policies.rule_for(
         db.session, activity.region, activity.category, {"points_per_hour": activity.points_per_hour}
     )
-    result = credit(row.checked_in_at, row.checked_out_at, activity.starts_at, activity.ends_at, rule, already)
-    key = f"attendance:{row.id}:{row.version}"
-    awards.credit_service(
-        user_id=row.user_id,
-        department_id=activity.department_id,
-        credit=result,
-        key=key,
-        now=now,
-        actor_id=actor_id,
-        manual=row.manual,
-        cause=("attendance", row.id),
-        activity={
-            "title": activity.title,
-            "category": activity.category,
-            "organizer": activity.department.name,
-            "place": activity.address,
-            "date": activity.starts_at.isoformat(),
-            "activity_id": activity.id,
-        },
+
+
+def _credit_for(session, row: Attendance, check_in: datetime | None, check_out: datetime | None, rule: Rule) -> Credit:
+    """What [check_in, check_out] earns at this activity, given what the person was already credited
+    that local day (the daily cap) and at the same time elsewhere (never twice). Call it after
+    `awards.hold` has locked the person's account."""
+    activity = row.activity
+    if check_in is None or check_out is None:
+        check_in = check_out = activity.starts_at
+    start, end = clock.bounds_of(check_in)
+    others = (
+        Attendance.user_id == row.user_id,
+        Attendance.id != row.id,
+        Attendance.status.in_(SETTLED),
+        Attendance.credited_minutes > 0,
     )
-    row.credited_minutes, row.points, row.credit_key = result.credited_minutes, result.points, key
+    already = session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(Attendance.credited_minutes), 0)).where(
+            *others, Attendance.checked_in_at >= start, Attendance.checked_in_at < end
+        )
+    )
+    spans = session.execute(
+        sa.select(Attendance.checked_in_at, Attendance.checked_out_at).where(
+            *others, Attendance.checked_in_at < check_out, Attendance.checked_out_at > check_in
+        )
+    ).all()
+    return credit(check_in, check_out, activity.starts_at, activity.ends_at, rule, already or 0, spans)
+
+
+def _settle(session, row: Attendance, now: datetime, *, actor_id: int | None, makeup: bool = False) -> None:
+    """Credit the attendance's time through the points rule and ledger (in the caller's unit).
+
+    With `makeup` (an approved make-up), the minutes the scans earned and the minutes added by
+    hand are credited apart, the latter marked manual on the archive and the certificate."""
+    activity = row.activity
+    awards.hold(session, row.user_id)
+    rule = _rule(activity)
+    total = _credit_for(session, row, row.checked_in_at, row.checked_out_at, rule)
+    scanned = total
+    if makeup:
+        scanned = _credit_for(session, row, row.scanned_in_at, row.scanned_out_at, rule)
+        if scanned.credited_minutes > total.credited_minutes:
+            scanned = total
+    key = f"attendance:{row.id}:{row.version}"
+    place = {
+        "title": activity.title,
+        "category": activity.category,
+        "organizer": activity.department.name,
+        "place": activity.address,
+        "date": activity.starts_at.isoformat(),
+        "activity_id": activity.id,
+    }
+    common = {"user_id": row.user_id, "department_id": activity.department_id, "now": now, "actor_id": actor_id}
+    if not makeup or scanned.credited_minutes > 0:
+        awards.credit_service(credit=scanned, key=key, cause=("attendance", row.id), activity=place, **common)
+    extra_minutes = total.credited_minutes - scanned.credited_minutes
+    if makeup and extra_minutes > 0:
+        added = dataclasses.replace(total, credited_minutes=extra_minutes, points=total.points - scanned.points)
+        awards.credit_service(
+            credit=added, key=f"{key}:makeup", cause=("attendance", row.id), activity=place, manual=True, **common
+        )
+    row.credited_minutes, row.points, row.credit_key = total.credited_minutes, total.points, key
+    row.makeup_minutes = extra_minutes if makeup else 0
+    row.manual = bool(row.makeup_minutes)
 
 
 def _unsettle(row: Attendance, reason: str, now: datetime, actor_id: int | None) -> None:
+    """Reverse every credit of the attendance in full (a debt where the points were spent)."""
     if row.credit_key:
-        awards.reverse_service(
-            key=row.credit_key, new_key=f"{row.credit_key}:reversed", reason=reason, now=now, actor_id=actor_id
-        )
-    row.credited_minutes, row.points, row.credit_key = 0, 0, None
+        for key in (row.credit_key, f"{row.credit_key}:makeup"):
+            awards.reverse_service(key=key, new_key=f"{key}:reversed", reason=reason, now=now, actor_id=actor_id)
+    row.credited_minutes, row.points, row.makeup_minutes, row.credit_key = 0, 0, 0, None
     row.version += 1
+
+
+def _snapshot(row: Attendance) -> dict:
+    return {
+        "checked_in_at": row.checked_in_at,
+        "checked_out_at": row.checked_out_at,
+        "status": row.status,
+        "credited_minutes": row.credited_minutes,
+        "points": row.points,
+        "review": row.review,
+    }
+
+
+def _check_times(checked_in_at: datetime | None, checked_out_at: datetime | None, now: datetime) -> None:
+    if checked_in_at is None or checked_out_at is None:
+        raise Invalid("times_invalid", errors={"checked_in_at": ["请填写签到和签退时间"]})
+    if checked_out_at < checked_in_at:
+        raise Invalid("times_invalid", errors={"checked_out_at": ["签退须晚于签到"]})
+    if max(checked_in_at, checked_out_at) > now + timedelta(minutes=5):
+        raise Invalid("times_in_future", errors={"checked_out_at": ["签到、签退时间不能在将来"]})
 
 
 def correct(
@@ -188,16 +257,21 @@ def correct(
     reason: str,
     now: datetime,
 ) -> Attendance:
-    """Back-fill or correct one volunteer's times, with a mandatory reason; points re-settled."""
+    """Back-fill or correct one volunteer's times, with a mandatory reason.
+
+    Minutes no more than the scans earned apply at once (points re-settled by reversal and
+    re-credit), as does lowering an approved make-up. More minutes than the scans earned are a
+    make-up: the proposal waits (`review: pending`) and posts nothing until `approve`."""
     reason = (reason or "").strip()
     if not reason:
         raise Invalid("reason_required", errors={"reason": ["请填写补录或更正的原因"]})
-    if checked_in_at is None or checked_out_at is None:
-        raise Invalid("times_invalid", errors={"checked_in_at": ["请填写签到和签退时间"]})
-    if checked_out_at < checked_in_at or checked_in_at > now + timedelta(minutes=5):
-        raise Invalid("times_invalid", errors={"checked_out_at": ["签退须晚于签到，且签到不能在将来"]})
     with unit_of_work() as session:
         activity = activities.organized(actor, activity_id, lock=True)
+        _check_times(checked_in_at, checked_out_at, now)
+        volunteer = session.get(User, user_id)
+        if volunteer is None:
+            raise Invalid("volunteer_not_signed_up", errors={"user_id": [message("volunteer_not_signed_up")]})
+        duties.require_not_beneficiary(actor, volunteer)
         row = session.scalar(
             sa.select(Attendance).where(Attendance.activity_id == activity.id, Attendance.user_id == user_id)
         )
@@ -214,57 +288,147 @@ def correct(
                 activity_id=activity.id,
                 user_id=user_id,
                 checked_in_at=checked_in_at,
+                checked_out_at=checked_out_at,
                 method_in="manual",
+                method_out="manual",
                 status="closed",
                 updated_at=now,
             )
             session.add(row)
             session.flush()
         else:
-            before = {
-                "checked_in_at": row.checked_in_at,
-                "checked_out_at": row.checked_out_at,
-                "status": row.status,
-                "credited_minutes": row.credited_minutes,
-                "points": row.points,
-            }
+            if row.status == "annulled":
+                raise Conflict("attendance_annulled")
+            before = _snapshot(row)
+        awards.hold(session, user_id)
+        rule = _rule(activity)
+        proposed = _credit_for(session, row, checked_in_at, checked_out_at, rule)
+        scanned = _credit_for(session, row, row.scanned_in_at, row.scanned_out_at, rule)
+        makeup = proposed.credited_minutes > scanned.credited_minutes
+        lowers_approved = row.review == "approved" and proposed.credited_minutes <= row.credited_minutes
+        row.operator_id, row.updated_at = actor.id, now
+        if makeup and not lowers_approved:
+            _propose(row, checked_in_at, checked_out_at, reason, actor)
+        else:
             _unsettle(row, reason, now, actor.id)
-        row.checked_in_at, row.checked_out_at = checked_in_at, checked_out_at
-        row.status, row.method_out, row.manual, row.operator_id, row.updated_at = (
-            "closed",
-            "manual",
-            True,
-            actor.id,
-            now,
-        )
-        _settle(row, now, actor_id=actor.id)
-        after = {
-            "checked_in_at": checked_in_at,
-            "checked_out_at": checked_out_at,
-            "credited_minutes": row.credited_minutes,
-            "points": row.points,
-        }
-        session.add(
-            AttendanceCorrection(
-                attendance_id=row.id,
-                before=_plain(before),
-                after=_plain(after),
-                reason=reason[:255],
-                actor_id=actor.id,
-                created_at=now,
-            )
-        )
-        audit.record(
-            "attendance.correct",
-            "attendance",
-            row.id,
-            actor=actor,
-            before=before,
-            after=after,
-            region_id=activity.region_id,
-            now=now,
-        )
+            row.checked_in_at, row.checked_out_at = checked_in_at, checked_out_at
+            row.status, row.method_out = "closed", "manual"
+            row.review = "approved" if makeup else None
+            row.proposed_in_at = row.proposed_out_at = None
+            _settle(session, row, now, actor_id=actor.id, makeup=makeup)
+        _record_correction(session, row, before, reason, actor, activity, now, "attendance.correct")
     return row
+
+
+def _propose(row: Attendance, checked_in_at: datetime, checked_out_at: datetime, reason: str, actor: User) -> None:
+    """Hold a make-up for review; what is credited now stays as it is until a reviewer decides."""
+    if row.status in ("open", "auto"):
+        # Nothing was credited for an unfinished or auto-closed attendance: it ends here.
+        row.checked_out_at = max(row.checked_in_at, min(checked_out_at, row.checked_out_at or checked_out_at))
+        row.status = "closed"
+        row.method_out = row.method_out or "manual"
+    row.review, row.proposed_in_at, row.proposed_out_at = "pending", checked_in_at, checked_out_at
+    row.review_reason, row.recorded_by_id = reason[:255], actor.id
+    row.reviewed_by_id = row.reviewed_at = row.review_note = None
+
+
+def _record_correction(session, row, before, reason, actor, activity, now, action) -> None:
+    after = _snapshot(row)
+    if row.review == "pending":
+        after.update(proposed_in_at=row.proposed_in_at, proposed_out_at=row.proposed_out_at)
+    session.add(
+        AttendanceCorrection(
+            attendance_id=row.id,
+            before=_plain(before),
+            after=_plain(after),
+            reason=reason[:255],
+            actor_id=actor.id,
+            created_at=now,
+        )
+    )
+    audit.record(
+        action,
+        "attendance",
+        row.id,
+        actor=actor,
+        before=before,
+        after=after,
+        region_id=activity.region_id,
+        now=now,
+    )
+
+
+def _reviewable(session, actor: User, activity_id: int, user_id: int) -> tuple[Activity, Attendance]:
+    """A pending make-up that `actor` may decide: a reviewer (or admin) of the activity's region,
+    neither the person who recorded it nor the volunteer (nor their household)."""
+    authorize(actor, REVIEWERS)
+    activity = session.get(Activity, activity_id, with_for_update=True, populate_existing=True)
+    if activity is None:
+        raise NotFound("activity_not_found")
+    authorize(actor, REVIEWERS, activity.region, hide=True)
+    row = session.scalar(
+        sa.select(Attendance)
+        .where(Attendance.activity_id == activity.id, Attendance.user_id == user_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if row is None:
+        raise NotFound()
+    if row.review != "pending":
+        raise Conflict("not_pending_review")
+    duties.require_distinct(row.recorded_by_id, actor.id)
+    duties.require_not_beneficiary(actor, row.user)
+    return activity, row
+
+
+def approve(*, actor: User, activity_id: int, user_id: int, now: datetime, note: str | None = None) -> Attendance:
+    """A second person approves a make-up: the attendance is re-settled with the proposed times,
+    the scanned and the added minutes credited apart."""
+    with unit_of_work() as session:
+        activity, row = _reviewable(session, actor, activity_id, user_id)
+        before = _snapshot(row)
+        _unsettle(row, "补录审核通过，重新结算", now, actor.id)
+        row.checked_in_at, row.checked_out_at = row.proposed_in_at, row.proposed_out_at
+        row.status, row.method_out, row.updated_at = "closed", row.method_out or "manual", now
+        row.review, row.reviewed_by_id, row.reviewed_at = "approved", actor.id, now
+        row.review_note = (note or "").strip()[:255] or None
+        row.proposed_in_at = row.proposed_out_at = None
+        _settle(session, row, now, actor_id=actor.id, makeup=True)
+        _record_correction(session, row, before, row.review_reason or "", actor, activity, now, "attendance.approve")
+    return row
+
+
+def reject(*, actor: User, activity_id: int, user_id: int, reason: str, now: datetime) -> Attendance:
+    """A second person rejects a make-up: nothing moves; what was credited stays."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise Invalid("reason_required", errors={"reason": ["请填写驳回原因"]})
+    with unit_of_work() as session:
+        activity, row = _reviewable(session, actor, activity_id, user_id)
+        before = _snapshot(row)
+        row.review, row.reviewed_by_id, row.reviewed_at, row.review_note = "rejected", actor.id, now, reason[:255]
+        row.proposed_in_at = row.proposed_out_at = None
+        row.updated_at = now
+        _record_correction(session, row, before, reason, actor, activity, now, "attendance.reject")
+    return row
+
+
+def pending_reviews(actor: User) -> list[Attendance]:
+    """The make-ups waiting for `actor` (reviewer or admin) in their regions, oldest first."""
+
+    roots = admin_regions(actor, REVIEWERS)
+    if not roots:
+        return []
+    in_scope = sa.or_(*(subtree(r) for r in roots))
+    rows = db.session.scalars(
+        sa.select(Attendance)
+        .join(Activity, Activity.id == Attendance.activity_id)
+        .join(Region, Region.id == Activity.region_id)
+        .where(Attendance.review == "pending", in_scope)
+        .order_by(Attendance.updated_at)
+        .limit(200)
+    ).all()
+    return list(rows)
 
 
 def annul(*, actor: User, activity_id: int, user_id: int, reason: str, now: datetime) -> Attendance:
@@ -274,8 +438,12 @@ def annul(*, actor: User, activity_id: int, user_id: int, reason: str, now: date
         raise Invalid("reason_required", errors={"reason": ["请填写原因"]})
     with unit_of_work() as session:
         activity, row = _organized_row(session, actor, activity_id, user_id)
+        if row.status == "annulled":
+            raise Conflict("attendance_annulled")
         _unsettle(row, reason, now, actor.id)
         row.status, row.updated_at = "annulled", now
+        if row.review == "pending":  # a make-up for an annulled attendance has nothing to add to
+            row.review, row.proposed_in_at, row.proposed_out_at = None, None, None
         audit.record(
             "attendance.annul",
             "attendance",
@@ -301,30 +469,31 @@ def _organized_row(session, actor: User, activity_id: int, user_id: int) -> tupl
     return activity, row
 
 
-def confirm(*, actor: User, activity_id: int, user_id: int, now: datetime) -> Attendance:
-    """The organizer confirms a check-out the job closed at the activity's end ('auto'): the time
-    and points stand as credited. To change them, correct instead (with a reason)."""
+def confirm(
+    *, actor: User, activity_id: int, user_id: int, now: datetime, checked_out_at: datetime | None = None
+) -> Attendance:
+    """The organizer confirms a check-out the job closed at the activity's end ('auto'). Nothing
+    was credited beyond the scans, so the confirmed time is a make-up: it waits for a reviewer."""
     with unit_of_work() as session:
-        activity, row = _organized_row(session, actor, activity_id, user_id)
+        _activity, row = _organized_row(session, actor, activity_id, user_id)
         if row.status != "auto":
             raise Conflict("not_auto_closed")
-        row.status, row.updated_at = "closed", now
-        audit.record(
-            "attendance.confirm",
-            "attendance",
-            row.id,
+        checked_in_at, out = row.checked_in_at, checked_out_at or row.checked_out_at
+        return correct(
             actor=actor,
-            before={"status": "auto"},
-            after={"status": "closed", "credited_minutes": row.credited_minutes, "points": row.points},
-            region_id=activity.region_id,
+            activity_id=activity_id,
+            user_id=user_id,
+            checked_in_at=checked_in_at,
+            checked_out_at=out,
+            reason="确认系统自动签退的时间",
             now=now,
         )
-    return row
 
 
 def close_missed_checkouts(*, now: datetime) -> int:
-    """At an activity's end (plus grace), close open attendances at the end time, marked 'auto'
-    for the organizer to confirm; credit only what the rule allows."""
+    """At an activity's end (plus grace), close open attendances at the end time, marked 'auto'.
+    Only a check-in was scanned, so nothing is credited: the organizer confirms the time as a
+    make-up, which a reviewer approves (the four-eyes rule)."""
     due = db.session.scalars(
         sa.select(Attendance.id)
         .join(Activity)
@@ -340,12 +509,11 @@ def close_missed_checkouts(*, now: datetime) -> int:
                 continue
             row.checked_out_at = max(row.checked_in_at, row.activity.ends_at)
             row.method_out, row.status, row.updated_at = "auto", "auto", now
-            _settle(row, now, actor_id=None)
             audit.record(
                 "attendance.auto_close",
                 "attendance",
                 row.id,
-                after={"checked_out_at": row.checked_out_at},
+                after={"checked_out_at": row.checked_out_at, "credited_minutes": 0},
                 region_id=row.activity.region_id,
                 now=now,
             )

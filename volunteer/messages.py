@@ -18,6 +18,11 @@ MESSAGES = {
     "times_invalid": "签到、签退时间不正确",
     "not_auto_closed": "只有自动签退的记录需要确认",
     "volunteer_not_signed_up": "该志愿者没有报名或尚未确认，不能补录",
+    "open_elsewhere": "您在另一个活动的签到还没有签退，请先签退",
+    "times_in_future": "签到、签退时间不能在将来",
+    "attendance_annulled": "该签到记录已作废",
+    "not_pending_review": "该记录没有待审核的补录",
+    "activity_has_attendance": "该活动已有签到记录，不能取消；请先作废签到记录（积分会全额冲正）",
 }
 
 register_messages(MESSAGES)

@@ -105,6 +105,13 @@ class AttendanceSchema(BaseSchema):
     manual = fields.Boolean()
     credited_minutes = fields.Integer()
     points = fields.Integer()
+    makeup_minutes = fields.Integer(metadata={"description": "of credited_minutes, those added by hand (approved)"})
+    review = fields.String(
+        allow_none=True,
+        metadata={"description": "null (no review needed), pending, approved or rejected: the four-eyes rule"},
+    )
+    proposed_in_at = fields.DateTime(allow_none=True)
+    proposed_out_at = fields.DateTime(allow_none=True)
     activity_title = fields.Function(lambda a: a.activity.title)
 
 
@@ -135,6 +142,10 @@ class CorrectionSchema(BaseSchema):
 
 class ReasonSchema(BaseSchema):
     reason = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(min=1, max=255))
+
+
+class ReviewNoteSchema(BaseSchema):
+    note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=255))
 
 
 class VenueCodeSchema(BaseSchema):

@@ -210,7 +210,7 @@ def manage(activity_id: int):
                     now=now,
                 )
             elif action == "correct":
-                attendance.correct(
+                row = attendance.correct(
                     actor=current_user,
                     activity_id=activity.id,
                     user_id=int(form["user_id"]),
@@ -220,7 +220,9 @@ def manage(activity_id: int):
                     now=now,
                 )
             elif action == "confirm":
-                attendance.confirm(actor=current_user, activity_id=activity.id, user_id=int(form["user_id"]), now=now)
+                row = attendance.confirm(
+                    actor=current_user, activity_id=activity.id, user_id=int(form["user_id"]), now=now
+                )
             elif action == "annul":
                 attendance.annul(
                     actor=current_user,
@@ -236,7 +238,8 @@ def manage(activity_id: int):
         except DomainError as error:
             flash(error.text, "error")
         else:
-            flash("已保存", "success")
+            pending = action in ("correct", "confirm") and row.review == "pending"
+            flash("已提交补录，待审核员审核通过后计入积分" if pending else "已保存", "success")
         return redirect(url_for("volunteer.manage", activity_id=activity.id))
     rows = db.session.scalars(
         sa.select(Signup).where(Signup.activity_id == activity.id).order_by(Signup.created_at, Signup.id)
@@ -252,6 +255,35 @@ def manage(activity_id: int):
         counts=activities.counts(activity.id),
         totals={"minutes": sum(p.credited_minutes for p in present), "points": sum(p.points for p in present)},
     )
+
+
+@bp.route("/reviewer/makeups", methods=["GET", "POST"])
+@login_required
+def makeups():
+    """Make-ups waiting for a second person (the four-eyes rule): approve or reject each."""
+    authorize(current_user, attendance.REVIEWERS)
+    if request.method == "POST":
+        form, now = request.form, utcnow()
+        try:
+            activity_id, user_id = int(form.get("activity_id", "")), int(form.get("user_id", ""))
+            if form.get("action") == "approve":
+                attendance.approve(
+                    actor=current_user, activity_id=activity_id, user_id=user_id, note=form.get("note"), now=now
+                )
+            elif form.get("action") == "reject":
+                attendance.reject(
+                    actor=current_user, activity_id=activity_id, user_id=user_id, reason=form.get("reason", ""), now=now
+                )
+            else:
+                raise ValueError(form.get("action"))
+        except ValueError:
+            flash("请求有误，请刷新页面后重试", "error")
+        except DomainError as error:
+            flash(error.text, "error")
+        else:
+            flash("已审核", "success")
+        return redirect(url_for("volunteer.makeups"))
+    return render_template("volunteer/makeups.html", rows=attendance.pending_reviews(current_user))
 
 
 @bp.get("/organizer/activities/<int:activity_id>/live")
