@@ -1,6 +1,6 @@
 """Debts from reversals, archive anchors on resident accounts, make-ups under the four-eyes rule.
 
-Revision ID: 0011
+Revision ID: 0006
 Revises: 0005
 Create Date: 2026-11-25
 """
@@ -9,7 +9,7 @@ from alembic import op
 
 
 # revision identifiers, used by Alembic.
-revision = '0011'
+revision = '0006'
 down_revision = '0005'
 branch_labels = None
 depends_on = None
