@@ -5,6 +5,7 @@ themselves, redemptions for clerks are flagged, and a clerk's void needs the res
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -13,6 +14,7 @@ from community import accounts
 from community.models import Household, User
 from core.audit import AuditEntry
 from core.db import db, unit_of_work, utcnow
+from core.errors import Conflict
 from exchange import inventory, redemption, stores
 from exchange.models import Item, Redemption, StockMovement
 from points import ledger
@@ -100,9 +102,9 @@ def test_a_stock_key_applies_once_even_without_the_stored_response(w):
     first = stores.receive(delta=4, now=utcnow(), **args)
     again = stores.receive(delta=4, now=utcnow(), **args)
     assert first.stock == again.stock == 9 and oil_stock(w) == 9
-    with pytest.raises(Exception) as conflict:
+    with pytest.raises(Conflict) as conflict:
         stores.receive(delta=5, now=utcnow(), **args)
-    assert getattr(conflict.value, "code", None) == "idempotency_conflict"
+    assert conflict.value.code == "idempotency_conflict"
     assert oil_stock(w) == 9
     sound()
 
@@ -261,6 +263,9 @@ def test_a_clerks_void_needs_the_residents_personal_code(client, w):
     assert missing.status_code == 422 and missing.get_json()["code"] == "code_required"
     wrong = void(client, w, made["id"], code=code_of(w, "stranger"))
     assert wrong.status_code == 422 and wrong.get_json()["code"] == "code_mismatch"
+    stale = accounts.personal_code(w.users["resident"], utcnow() - timedelta(minutes=5))[0]
+    expired = void(client, w, made["id"], code=stale)
+    assert expired.status_code == 422 and expired.get_json()["code"] == "code_expired"
     assert oil_stock(w) == 3 and ledger.balance(db.session, w.users["resident"].id) == 80
     done = void(client, w, made["id"], code=code_of(w, "resident"))
     assert done.status_code == 200 and done.get_json()["status"] == "voided"
