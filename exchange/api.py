@@ -86,7 +86,7 @@ def add_item(user, store_id, data):
     "POST",
     body=StockSchema,
     response=ItemSchema,
-    errors=(404,),
+    errors=(404, 409),
     idempotent=True,
     tag="exchange",
 )
@@ -131,7 +131,7 @@ def find_resident(user, store_id, query):
     body=RedemptionRequestSchema,
     response=RedemptionSchema,
     status=201,
-    errors=(404,),
+    errors=(404, 409),
     idempotent=True,
     tag="exchange",
 )
