@@ -9,13 +9,12 @@ import sqlalchemy as sa
 from flask import current_app
 
 from community import services as community_services
-from community.models import User
 from core.api import endpoint, paginate
 from core.db import db, utcnow
 from core.errors import Invalid
 from core.security import authorize
+from exchange import queries, stores
 from exchange import redemption as redemptions
-from exchange import stores
 from exchange.models import Item, Redemption, Store
 from exchange.schemas import (
     ItemQuery,
@@ -31,7 +30,6 @@ from exchange.schemas import (
     StoreQuery,
     StoreSchema,
 )
-from points import ledger
 
 
 @endpoint("/stores", query=StoreQuery, response=StoreSchema, paged=True, auth=False, tag="exchange")
@@ -88,7 +86,7 @@ def add_item(user, store_id, data):
     "POST",
     body=StockSchema,
     response=ItemSchema,
-    errors=(404,),
+    errors=(404, 409),
     idempotent=True,
     tag="exchange",
 )
@@ -103,6 +101,7 @@ def move_stock(user, item_id, data, idempotency_key):
         donor=data.get("donor"),
         note=data.get("note"),
         counted=data.get("counted"),
+        key=idempotency_key,
     )
 
 
@@ -115,21 +114,15 @@ def move_stock(user, item_id, data, idempotency_key):
     tag="exchange",
 )
 def find_resident(user, store_id, query):
-    """The counter identifies a resident: by personal code, or by name and the last 4 phone digits."""
-    authorize(user, "clerk", stores.get_store(store_id))
-    if query.get("code"):
-        people = [redemptions.resolve_resident(code=query["code"], resident_id=None, now=utcnow())]
-    elif query.get("name") and query.get("phone_tail"):
-        people = db.session.scalars(
-            sa.select(User)
-            .where(User.name == query["name"].strip(), User.phone.endswith(query["phone_tail"]), User.active.is_(True))
-            .limit(5)
-        ).all()
-    else:
+    """The counter identifies a resident: by personal code (anyone who shows it), or by name and the
+    last 4 phone digits (only residents the store serves: its region's subtree)."""
+    store = stores.get_store(store_id)
+    authorize(user, "clerk", store)
+    if not query.get("code") and not (query.get("name") and query.get("phone_tail")):
         raise Invalid(errors={"code": ["请扫描会员码，或输入姓名和手机号后 4 位"]})
-    for person in people:
-        person.balance = ledger.balance(db.session, person.id)
-    return people
+    return queries.find_residents(
+        store, now=utcnow(), code=query.get("code"), name=query.get("name"), phone_tail=query.get("phone_tail")
+    )
 
 
 @endpoint(
@@ -138,7 +131,7 @@ def find_resident(user, store_id, query):
     body=RedemptionRequestSchema,
     response=RedemptionSchema,
     status=201,
-    errors=(404,),
+    errors=(404, 409),
     idempotent=True,
     tag="exchange",
 )
@@ -166,8 +159,11 @@ def redeem(user, store_id, data, idempotency_key):
     tag="exchange",
 )
 def void(user, redemption_id, data, idempotency_key):
-    """Void a redemption: points refunded and stock restored (a clerk the same day, an admin later)."""
-    return redemptions.void(actor=user, redemption_id=redemption_id, reason=data["reason"], now=utcnow())
+    """Void a redemption: points refunded and stock restored (a clerk the same day with the resident's
+    personal code in `code`; an admin of the store's region any time, without it)."""
+    return redemptions.void(
+        actor=user, redemption_id=redemption_id, reason=data["reason"], code=data.get("code"), now=utcnow()
+    )
 
 
 @endpoint(

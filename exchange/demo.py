@@ -74,9 +74,12 @@ def seed() -> str:
     }
     done = 0
     for n in range(60):
-        resident = rng.choice(residents)
-        balance = ledger.balance(db.session, resident.id)
         store = rng.choice(made_stores)
+        served = [r for r in residents if store.region.contains(r.region)]  # picked by id: only its own
+        if not served:
+            continue
+        resident = rng.choice(served)
+        balance = ledger.balance(db.session, resident.id)
         affordable = [i for i in items[store.id] if i.points_price <= balance and i.stock > 0]
         if not affordable:
             continue

@@ -29,6 +29,7 @@ def move(
     note: str | None = None,
     counted: int | None = None,
     redemption_id: int | None = None,
+    idempotency_key: str | None = None,
 ) -> StockMovement:
     if not session.info.get("uow_depth"):
         raise RuntimeError("inventory.move must run inside a unit of work")
@@ -54,6 +55,7 @@ def move(
         counted=counted,
         redemption_id=redemption_id,
         actor_id=actor_id,
+        idempotency_key=idempotency_key,
         created_at=now,
     )
     session.add(movement)

@@ -15,6 +15,8 @@ MESSAGES = {
     "already_voided": "该兑换已撤销",
     "void_too_late": "店员只能撤销当天的兑换，请联系管理员",
     "stock_delta_invalid": "数量不正确",
+    "code_required": "请扫描居民的会员码",
+    "code_mismatch": "会员码与该笔兑换的居民不符",
 }
 
 register_messages(MESSAGES)

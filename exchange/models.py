@@ -87,6 +87,8 @@ class StockMovement(db.Model):
     counted: Mapped[int | None] = mapped_column(sa.Integer)
     redemption_id: Mapped[int | None] = mapped_column(sa.ForeignKey("redemption.id", ondelete="RESTRICT"), index=True)
     actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    # A stock receipt's `stock:<item>:<actor>:<Idempotency-Key>`: the database lets a key apply once.
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(160), unique=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
     item: Mapped[Item] = relationship(lazy="selectin")
@@ -115,6 +117,11 @@ class Redemption(db.Model):
     voided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="RESTRICT"))
     void_reason: Mapped[str | None] = mapped_column(sa.String(255))
     void_transfer_id: Mapped[int | None] = mapped_column(sa.ForeignKey("transfer.id", ondelete="RESTRICT"))
+    # For review: the resident holds a clerk role somewhere (a colleague redeemed for a clerk).
+    flagged: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
+    # How the clerk identified the resident: 'code' (scanned personal code) or 'lookup' (by id from
+    # a name search). NULL for redemptions made before this was recorded.
+    identified_by: Mapped[str | None] = mapped_column(sa.String(8))
 
     store: Mapped[Store] = relationship(lazy="selectin")
     resident: Mapped[User] = relationship(foreign_keys=[resident_id], lazy="selectin")

@@ -23,10 +23,10 @@ from core import audit
 from core.db import db, unit_of_work
 from core.errors import Conflict, Forbidden, Invalid, NotFound
 from core.security import authorize, covers
-from exchange import inventory
+from exchange import inventory, queries
 from exchange.models import Item, Redemption, RedemptionLine, Store
 from exchange.stores import get_store
-from points import archive, ledger
+from points import archive, duties, ledger
 from points.models import Transfer
 
 MAX_QTY = 99
@@ -45,14 +45,21 @@ def local_bounds(now: datetime) -> tuple[datetime, datetime]:
     return day.replace(day=1).astimezone(UTC), day.astimezone(UTC)
 
 
-def resolve_resident(*, code: str | None, resident_id: int | None, now: datetime) -> User:
+def resolve_resident(store: Store, *, code: str | None, resident_id: int | None, now: datetime) -> tuple[User, str]:
+    """Who the basket is for, and how the clerk identified them (`code` or `lookup`).
+
+    A valid personal code identifies anyone: the resident is at the counter and shows it. A bare
+    `resident_id` (picked from a name search) only identifies a resident the store serves; any
+    other id, unknown or outside the store's region alike, is 422 `code_required`, so the answer
+    reveals nothing about people elsewhere and tells the clerk what to do: scan their code.
+    """
     if code:
-        return accounts.resolve_personal_code(code, now)
+        return accounts.resolve_personal_code(code, now), "code"
     if resident_id:
-        user = db.session.get(User, resident_id)
-        if user is None or not user.active:
-            raise Invalid("not_a_resident", errors={"resident_id": ["找不到该居民"]})
-        return user
+        user = queries.served_resident(store, resident_id)
+        if user is None:
+            raise Invalid("code_required", errors={"code": ["本店服务范围内找不到该居民，请扫描其会员码"]})
+        return user, "lookup"
     raise Invalid("resident_required", errors={"code": ["请扫描居民会员码或选择居民"]})
 
 
@@ -80,7 +87,10 @@ def redeem(
     store = get_store(store_id)
     authorize(actor, "clerk", store)
     wanted = _merge(lines)
-    resident = resolve_resident(code=code, resident_id=resident_id, now=now)
+    resident, identified_by = resolve_resident(store, code=code, resident_id=resident_id, now=now)
+    duties.require_not_beneficiary(actor, resident)
+    # A colleague redeeming for someone who is a clerk somewhere: allowed, but marked for review.
+    flagged = resident.has_role("clerk")
     full_key = f"redemption:{store.id}:{actor.id}:{key}"
     with unit_of_work() as session:
         mine = ledger.resident_account(session, resident.id)
@@ -119,6 +129,8 @@ def redeem(
             total_points=total,
             balance_after=0,
             transfer_id=move.transfer.id,
+            flagged=flagged,
+            identified_by=identified_by,
             created_at=now,
         )
         session.add(redemption)
@@ -167,7 +179,13 @@ def redeem(
             "redemption",
             redemption.id,
             actor=actor,
-            after={"resident_id": resident.id, "total": total, "lines": wanted},
+            after={
+                "resident_id": resident.id,
+                "total": total,
+                "lines": wanted,
+                "identified_by": identified_by,
+                "flagged": flagged,
+            },
             region_id=store.region_id,
             now=now,
         )
@@ -202,8 +220,13 @@ def _check_monthly_limits(
             raise Invalid("monthly_limit", detail, errors={"lines": [detail]})
 
 
-def void(*, actor: User, redemption_id: int, reason: str, now: datetime) -> Redemption:
-    """Undo a redemption: a clerk of the store the same day, an admin of its region any time."""
+def void(*, actor: User, redemption_id: int, reason: str, now: datetime, code: str | None = None) -> Redemption:
+    """Undo a redemption: a clerk of the store the same day, an admin of its region any time.
+
+    The basket was paid at creation, so undoing it takes a second witness: the resident's personal
+    code again (`code`), or an admin of the store's region who did not make the redemption. The
+    refund goes to the resident: nobody voids for themselves or their household.
+    """
     reason = (reason or "").strip()
     if not reason:
         raise Invalid("reason_required", errors={"reason": ["请填写撤销原因"]})
@@ -215,9 +238,14 @@ def void(*, actor: User, redemption_id: int, reason: str, now: datetime) -> Rede
         authorize(actor, ("clerk", "admin"), redemption, hide=True)
         if redemption.status == "voided":
             raise Conflict("already_voided")
+        is_admin = covers(actor, "admin", redemption)
         _, today = local_bounds(now)
-        if not covers(actor, "admin", redemption) and redemption.created_at < today:
+        if not is_admin and redemption.created_at < today:
             raise Forbidden("void_too_late")
+        duties.require_not_beneficiary(actor, redemption.resident)
+        confirmed_by = "admin" if is_admin and actor.id != redemption.clerk_id else "code"
+        if confirmed_by == "code":
+            _require_code_of(redemption.resident_id, code, now)
         original = session.get(Transfer, redemption.transfer_id)
         back = ledger.reverse(
             session,
@@ -259,11 +287,19 @@ def void(*, actor: User, redemption_id: int, reason: str, now: datetime) -> Rede
             redemption.id,
             actor=actor,
             before={"status": "completed"},
-            after={"status": "voided", "reason": reason},
+            after={"status": "voided", "reason": reason, "confirmed_by": confirmed_by},
             region_id=redemption.store.region_id,
             now=now,
         )
     return redemption
+
+
+def _require_code_of(resident_id: int, code: str | None, now: datetime) -> None:
+    """A clerk's void needs the resident's valid current personal code (422 otherwise)."""
+    if not (code or "").strip():
+        raise Invalid("code_required", errors={"code": ["撤销需要扫描该居民的会员码（或由管理员撤销）"]})
+    if accounts.resolve_personal_code(code.strip(), now).id != resident_id:
+        raise Invalid("code_mismatch", errors={"code": ["这不是该笔兑换居民的会员码"]})
 
 
 def day_report(store: Store, day_start: datetime, day_end: datetime) -> dict:
@@ -282,6 +318,7 @@ def day_report(store: Store, day_start: datetime, day_end: datetime) -> dict:
         "points": sum(r.total_points for r in completed),
         "goods": sum(goods.values()),
         "voids": len(rows) - len(completed),
+        "flagged": sum(1 for r in rows if r.flagged),
         "by_item": dict(goods),
         "rows": rows,
     }

@@ -113,10 +113,20 @@ class RedemptionSchema(BaseSchema):
     created_at = fields.DateTime()
     voided_at = fields.DateTime(allow_none=True)
     void_reason = fields.String(allow_none=True)
+    flagged = fields.Boolean(metadata={"description": "for review: the resident holds a clerk role"})
+    identified_by = fields.String(
+        allow_none=True, metadata={"description": "code (personal code scanned) or lookup (by id from a search)"}
+    )
 
 
 class RedemptionVoidSchema(BaseSchema):
     reason = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(min=1, max=255))
+    code = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=128),
+        metadata={"description": "the resident's personal code; a clerk's void needs it, an admin's does not"},
+    )
 
 
 class RedemptionQuery(PageQuery):

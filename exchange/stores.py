@@ -14,9 +14,10 @@ from community.models import User
 from core import audit, uploads
 from core.db import db, unit_of_work
 from core.errors import Conflict, Invalid, NotFound
+from core.idempotency import MAX_KEY
 from core.security import authorize
 from exchange import inventory
-from exchange.models import Item, Store
+from exchange.models import Item, StockMovement, Store
 
 STAFF = ("clerk", "admin")
 
@@ -154,54 +155,128 @@ def receive(
     donor: str | None = None,
     note: str | None = None,
     counted: int | None = None,
+    key: str | None = None,
 ) -> Item:
-    """Stock in (purchase, donation with donor) or a stocktake (counted quantity, or a delta)."""
-    with unit_of_work() as session:
-        item = session.get(Item, item_id)
-        if item is None:
-            raise NotFound("item_not_found")
-        if actor is not None:
-            authorize(actor, STAFF, item, hide=True)
-        if reason in ("purchase", "donation") and (not isinstance(delta, int) or delta <= 0):
-            raise Invalid("stock_delta_invalid", errors={"delta": ["入库数量须为正整数"]})
-        if reason == "donation" and not (donor or "").strip():
-            raise Invalid(errors={"donor": ["请填写捐赠人（单位）"]})
-        if reason == "stocktake" and counted is not None:
-            if counted < 0:
-                raise Invalid("stock_delta_invalid", errors={"counted": ["盘点数量不能为负数"]})
-            delta = counted - session.scalar(sa.select(Item.stock).where(Item.id == item_id))
-            if delta == 0:
-                audit.record(
-                    "item.stocktake",
-                    "item",
-                    item.id,
-                    actor=actor,
-                    after={"counted": counted, "delta": 0},
-                    region_id=item.store.region_id,
-                    now=now,
-                )
+    """Stock in (purchase, donation with donor) or a stocktake (counted quantity, or a delta).
+
+    With `key` (the client's Idempotency-Key, or the goods form's per-render key) the receipt
+    applies once: the key is stored, unique, on the movement it wrote, so a concurrent or later
+    repeat finds that movement and gets the first result; the same key with another body is a 409.
+    """
+    donor = (donor or "").strip() or None
+    note = (note or "").strip()[:255] or None
+    full_key = _stock_key(item_id, actor, key)
+    asked = {"kind": reason, "delta": None if counted is not None else delta, "counted": counted}
+    asked |= {"donor": donor, "note": note}
+    try:
+        with unit_of_work() as session:
+            # The row lock orders concurrent receipts of one item (PostgreSQL; SQLite writes one at a
+            # time anyway), so a repeat of a key in flight waits and then finds the first movement.
+            item = session.get(Item, item_id, with_for_update=True, populate_existing=True)
+            if item is None:
+                raise NotFound("item_not_found")
+            if actor is not None:
+                authorize(actor, STAFF, item, hide=True)
+            if full_key is not None and (done := _movement_by_key(session, full_key)) is not None:
+                return _replay(done, asked)
+            movement = _receive(session, actor, item, delta, reason, now, donor, note, counted, full_key)
+            if movement is None:
                 return item
-        movement = inventory.move(
-            session,
-            item_id=item.id,
-            delta=delta,
-            kind=reason,
-            now=now,
-            actor_id=getattr(actor, "id", None),
-            donor=(donor or "").strip() or None,
-            note=(note or "").strip()[:255] or None,
-            counted=counted,
-        )
-        audit.record(
-            f"item.{reason}",
-            "item",
-            item.id,
-            actor=actor,
-            after={"delta": delta, "stock_after": movement.stock_after, "donor": movement.donor, "counted": counted},
-            region_id=item.store.region_id,
-            now=now,
-        )
-    return db.session.get(Item, item_id)
+    except IntegrityError:
+        # The unique key is the last word: a repeat that slipped past the lock lost the insert.
+        done = _movement_by_key(db.session, full_key) if full_key is not None else None
+        if done is None:
+            raise
+        return _replay(done, asked)
+    return _as_of(db.session.get(Item, item_id), movement.stock_after)
+
+
+def _stock_key(item_id: int, actor: User | None, key: str | None) -> str | None:
+    if key is None:
+        return None
+    if not key or len(key) > MAX_KEY or not key.isprintable():
+        raise Invalid(errors={"Idempotency-Key": [f"请求编号须为 1–{MAX_KEY} 个可见字符"]})
+    return f"stock:{item_id}:{getattr(actor, 'id', 0)}:{key}"
+
+
+def _movement_by_key(session: Session, full_key: str) -> StockMovement | None:
+    return session.scalar(sa.select(StockMovement).where(StockMovement.idempotency_key == full_key))
+
+
+def _replay(done: StockMovement, asked: dict) -> Item:
+    """The first result of a repeated key; another body under the same key is a conflict."""
+    first = {
+        "kind": done.kind,
+        "delta": None if done.counted is not None else done.delta,
+        "counted": done.counted,
+        "donor": done.donor,
+        "note": done.note,
+    }
+    if first != asked:
+        raise Conflict("idempotency_conflict")
+    return _as_of(done.item, done.stock_after)
+
+
+def _as_of(item: Item, stock: int) -> Item:
+    """A detached copy of `item` with the stock a movement left: the same answer for every repeat."""
+    copy = Item(**{column.key: getattr(item, column.key) for column in Item.__table__.columns})
+    copy.stock = stock
+    return copy
+
+
+def _receive(
+    session: Session,
+    actor: User | None,
+    item: Item,
+    delta: int,
+    reason: str,
+    now: datetime,
+    donor: str | None,
+    note: str | None,
+    counted: int | None,
+    full_key: str | None,
+) -> StockMovement | None:
+    if reason in ("purchase", "donation") and (not isinstance(delta, int) or delta <= 0):
+        raise Invalid("stock_delta_invalid", errors={"delta": ["入库数量须为正整数"]})
+    if reason == "donation" and not donor:
+        raise Invalid(errors={"donor": ["请填写捐赠人（单位）"]})
+    if reason == "stocktake" and counted is not None:
+        if counted < 0:
+            raise Invalid("stock_delta_invalid", errors={"counted": ["盘点数量不能为负数"]})
+        delta = counted - item.stock
+        if delta == 0:
+            audit.record(
+                "item.stocktake",
+                "item",
+                item.id,
+                actor=actor,
+                after={"counted": counted, "delta": 0},
+                region_id=item.store.region_id,
+                now=now,
+            )
+            return None
+    movement = inventory.move(
+        session,
+        item_id=item.id,
+        delta=delta,
+        kind=reason,
+        now=now,
+        actor_id=getattr(actor, "id", None),
+        donor=donor,
+        note=note,
+        counted=counted,
+        idempotency_key=full_key,
+    )
+    audit.record(
+        f"item.{reason}",
+        "item",
+        item.id,
+        actor=actor,
+        after={"delta": delta, "stock_after": movement.stock_after, "donor": movement.donor, "counted": counted},
+        region_id=item.store.region_id,
+        now=now,
+    )
+    return movement
 
 
 def set_picture(*, actor: User, item_id: int, picture: bytes | None, now: datetime) -> Item:

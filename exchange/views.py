@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -9,14 +10,15 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from community import pii
 from community import services as community_services
 from community.models import Region, User
 from core import uploads
 from core.db import db, utcnow
 from core.errors import DomainError, NotFound
 from core.security import authorize, covers
+from exchange import queries, stores
 from exchange import redemption as redemptions
-from exchange import stores
 from exchange.models import Item, StockMovement, Store
 
 bp = Blueprint("exchange", __name__)
@@ -86,11 +88,29 @@ def grant_clerk(store_id: int):
 @bp.get("/stores/<int:store_id>/counter")
 @login_required
 def counter(store_id: int):
+    """The counter. Its name search works without script too (`?name=&phone_tail=`), scoped like
+    the API's: only residents the store serves."""
     store = _staff_store(store_id, roles=("clerk",))
     items = db.session.scalars(
         sa.select(Item).where(Item.store_id == store.id, Item.active.is_(True)).order_by(Item.category, Item.id)
     ).all()
-    return render_template("exchange/counter.html", store=store, items=items)
+    search = {"name": request.args.get("name", "").strip()[:32], "phone_tail": request.args.get("phone_tail", "")}
+    found, problem = None, None
+    tail = search["phone_tail"]
+    if search["name"] or tail:
+        if search["name"] and len(tail) == 4 and tail.isascii() and tail.isdigit():
+            found = queries.find_residents(store, now=utcnow(), **search)
+        else:
+            problem = "请输入姓名和手机号后 4 位"
+    return render_template(
+        "exchange/counter.html",
+        store=store,
+        items=items,
+        search=search,
+        found=found,
+        problem=problem,
+        mask_phone=pii.mask_phone,
+    )
 
 
 @bp.get("/stores/<int:store_id>/receipts/<int:redemption_id>")
@@ -144,6 +164,7 @@ def goods(store_id: int):
                     counted=counted,
                     donor=form.get("donor"),
                     note=form.get("note"),
+                    key=form.get("idempotency_key") or None,
                     now=utcnow(),
                 )
                 flash("已入库" if reason != "stocktake" else "盘点已记录", "success")
@@ -162,6 +183,8 @@ def goods(store_id: int):
         items=items,
         movements=movements,
         is_admin=covers(current_user, "admin", store),
+        # One key per rendered form: a double submit of the same form receives the stock once.
+        form_key=uuid.uuid4().hex,
     )
 
 
@@ -175,9 +198,13 @@ def item_picture(store_id: int, item_id: int):
 @login_required
 def report(store_id: int):
     store = _staff_store(store_id)
+    return _report_page(store, request.args.get("date"))
+
+
+def _report_page(store: Store, asked_day: str | None, *, void_form: dict | None = None, status: int = 200):
     zone = ZoneInfo(current_app.config["TIMEZONE"])
     try:
-        day = date.fromisoformat(request.args.get("date", "")) if request.args.get("date") else None
+        day = date.fromisoformat(asked_day) if asked_day else None
     except ValueError:
         day = None
     day = day or utcnow().astimezone(zone).date()
@@ -186,7 +213,7 @@ def report(store_id: int):
     low = db.session.scalars(
         sa.select(Item).where(Item.store_id == store.id, Item.active.is_(True), Item.stock <= Item.low_stock_threshold)
     ).all()
-    return render_template(
+    page = render_template(
         "exchange/report.html",
         store=store,
         day=day,
@@ -194,19 +221,29 @@ def report(store_id: int):
         low=low,
         can_void_all=covers(current_user, "admin", store),
         today=utcnow().astimezone(zone).date(),
+        void_form=void_form or {},
     )
+    return page, status
 
 
 @bp.post("/stores/<int:store_id>/redemptions/<int:redemption_id>/void")
 @login_required
 def void(store_id: int, redemption_id: int):
+    """Void from the day report: a clerk scans the resident's code into the form; an admin of the
+    store's region needs none. A refusal shows the report again with the reason as typed."""
     store = _staff_store(store_id)
+    reason = request.form.get("reason", "")
     try:
         redemptions.void(
-            actor=current_user, redemption_id=redemption_id, reason=request.form.get("reason", ""), now=utcnow()
+            actor=current_user,
+            redemption_id=redemption_id,
+            reason=reason,
+            code=request.form.get("code") or None,
+            now=utcnow(),
         )
     except DomainError as error:
         flash(error.text, "error")
-    else:
-        flash("已撤销，积分已退回，库存已恢复", "success")
+        form = {"id": redemption_id, "reason": reason[:255]}
+        return _report_page(store, request.form.get("date"), void_form=form, status=error.status)
+    flash("已撤销，积分已退回，库存已恢复", "success")
     return redirect(url_for("exchange.report", store_id=store.id, date=request.form.get("date", "")))

@@ -7,6 +7,7 @@ import io
 
 import pytest
 
+from community import accounts
 from core.db import utcnow
 from exchange import redemption, stores
 from tests import factories as f
@@ -43,6 +44,11 @@ def a_redemption(w: World) -> int:
             now=utcnow(),
         ).id
     return w.extra["redemption"]
+
+
+def void_body(w: World) -> dict:
+    """A void as the counter sends it: the reason and the resident's personal code again."""
+    return {"reason": "扫错了", "code": accounts.personal_code(w.users["resident"], utcnow())[0]}
 
 
 STAFF_OF_S1 = {"clerk": 200, "admin": 200, "clerk_elsewhere": 404, "admin_elsewhere": 404}
@@ -97,7 +103,7 @@ CASES = [
         lambda w: f"/api/v1/redemptions/{a_redemption(w)}/void",
         403,
         {**STAFF_OF_S1, "anonymous": 401},
-        body={"reason": "扫错了"},
+        body=void_body,
     ),
     Case(
         "list redemptions",
@@ -174,7 +180,7 @@ CASES = [
         403,
         {"clerk": 302, "admin": 302, "clerk_elsewhere": 404, "admin_elsewhere": 404, "anonymous": 302},
         page=True,
-        body={"reason": "扫错了"},
+        body=void_body,
     ),
     Case("inbox page", "GET", "/my/inbox", 200, {"anonymous": 302}, page=True),
 ]

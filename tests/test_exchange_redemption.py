@@ -43,6 +43,10 @@ def post(client, w, body, key=None, clerk="clerk"):
     return client.post(f"/api/v1/stores/{w.stores['s1'].id}/redemptions", json=body, headers=headers)
 
 
+def code_of(w, who="resident") -> str:
+    return accounts.personal_code(w.users[who], utcnow())[0]
+
+
 def stock(item) -> int:
     db.session.rollback()
     return db.session.get(Item, item.id).stock
@@ -140,14 +144,18 @@ def test_bad_baskets_are_clear_422s(client, w):
 def test_a_clerk_voids_the_same_day_and_an_admin_later(client, w):
     made = post(client, w, basket(w, ("oil", 2))).get_json()
     void = client.post(
-        f"/api/v1/redemptions/{made['id']}/void", json={"reason": "拿错了"}, headers=f.bearer(w.users["clerk"])
+        f"/api/v1/redemptions/{made['id']}/void",
+        json={"reason": "拿错了", "code": code_of(w)},
+        headers=f.bearer(w.users["clerk"]),
     )
     assert void.status_code == 200 and void.get_json()["status"] == "voided"
     assert stock(w.items["oil"]) == 5 and ledger.balance(db.session, w.users["resident"].id) == 100
     kinds = [e.kind for e in archive.entries(db.session, w.users["resident"].id)]
     assert kinds[-2:] == ["redemption", "void"]
     again = client.post(
-        f"/api/v1/redemptions/{made['id']}/void", json={"reason": "x"}, headers=f.bearer(w.users["clerk"])
+        f"/api/v1/redemptions/{made['id']}/void",
+        json={"reason": "x", "code": code_of(w)},
+        headers=f.bearer(w.users["clerk"]),
     )
     assert again.status_code == 409
     yesterday = redemption.redeem(
@@ -159,7 +167,9 @@ def test_a_clerk_voids_the_same_day_and_an_admin_later(client, w):
         now=utcnow() - timedelta(days=2),
     )
     late = client.post(
-        f"/api/v1/redemptions/{yesterday.id}/void", json={"reason": "x"}, headers=f.bearer(w.users["clerk"])
+        f"/api/v1/redemptions/{yesterday.id}/void",
+        json={"reason": "x", "code": code_of(w)},
+        headers=f.bearer(w.users["clerk"]),
     )
     assert late.status_code == 403 and late.get_json()["code"] == "void_too_late"
     by_admin = client.post(
@@ -201,7 +211,11 @@ def test_stock_moves_only_through_movements(client, w):
 def test_the_days_list_has_totals(client, w):
     post(client, w, basket(w, ("oil", 1)))
     made = post(client, w, basket(w, ("rice", 2))).get_json()
-    client.post(f"/api/v1/redemptions/{made['id']}/void", json={"reason": "x"}, headers=f.bearer(w.users["clerk"]))
+    client.post(
+        f"/api/v1/redemptions/{made['id']}/void",
+        json={"reason": "x", "code": code_of(w)},
+        headers=f.bearer(w.users["clerk"]),
+    )
     listing = client.get(f"/api/v1/stores/{w.stores['s1'].id}/redemptions", headers=f.bearer(w.users["clerk"]))
     body = listing.get_json()
     assert body["total"] == 2 and body["totals"] == {"redemptions": 1, "points": 10, "goods": 1, "voids": 1}

@@ -8,7 +8,7 @@
   var storeId = root.dataset.store;
   var csrf = document.querySelector('meta[name="csrf-token"]').content;
   var $ = function (id) { return document.getElementById(id); };
-  var state = { resident: null, basket: {}, key: newKey(), busy: false };
+  var state = { resident: null, code: null, basket: {}, key: newKey(), busy: false };
 
   function newKey() {
     // crypto.randomUUID needs HTTPS; getRandomValues works on a village LAN over plain HTTP too.
@@ -32,8 +32,11 @@
                         credentials: "same-origin" })
       .then(function (r) { return r.json().then(function (data) { return { ok: r.ok, status: r.status, data: data }; }); });
   }
-  function showResident(person) {
-    state.resident = person;
+  // `code`: the personal code the resident showed. It goes with the basket, so the server knows
+  // (and audits) that the resident was present; a pick from the name search sends the id, which
+  // the server accepts only for residents this store serves.
+  function showResident(person, code) {
+    state.resident = person; state.code = code || null;
     var box = $("resident");
     box.hidden = false;
     box.innerHTML = "";
@@ -58,16 +61,17 @@
     if (e.key !== "Enter") return;
     e.preventDefault();
     var code = this.value.trim(); this.value = "";
-    if (code) lookup("code=" + encodeURIComponent(code)).then(function (people) { if (people.length) showResident(people[0]); });
+    if (code) lookup("code=" + encodeURIComponent(code)).then(function (people) { if (people.length) showResident(people[0], code); });
   });
-  $("find-btn").addEventListener("click", function () {
+  $("find-form").addEventListener("submit", function (e) {
+    e.preventDefault();
     var q = "name=" + encodeURIComponent($("find-name").value.trim()) + "&phone_tail=" + encodeURIComponent($("find-tail").value.trim());
     lookup(q).then(function (people) {
       var list = $("find-results"); list.innerHTML = "";
       if (!people.length) { list.textContent = "没有找到"; return; }
       people.forEach(function (p) {
         var b = document.createElement("button"); b.type = "button"; b.className = "button button-ghost";
-        b.textContent = p.name + " · " + p.phone; b.onclick = function () { showResident(p); list.innerHTML = ""; };
+        b.textContent = p.name + " · " + p.phone; b.onclick = function () { showResident(p, null); list.innerHTML = ""; };
         list.appendChild(b);
       });
     });
@@ -107,12 +111,19 @@
     if (state.busy) return;
     state.busy = true; render(); say("");
     var lines = Object.keys(state.basket).map(function (id) { return { item_id: Number(id), qty: state.basket[id] }; });
-    api("POST", "/api/v1/stores/" + storeId + "/redemptions", { resident_id: state.resident.id, lines: lines }, state.key)
+    var who = state.code ? { code: state.code } : { resident_id: state.resident.id };
+    who.lines = lines;
+    api("POST", "/api/v1/stores/" + storeId + "/redemptions", who, state.key)
       .then(function (res) {
         state.busy = false;
         if (res.ok) { showReceipt(res.data); beep(true); return; }
         // Refused (points, stock, limit): nothing changed; the next try is a new request.
-        state.key = newKey(); say(res.data.detail || "兑换失败"); beep(false); render();
+        state.key = newKey(); say(res.data.detail || "兑换失败"); beep(false);
+        if (state.code && (res.data.code === "code_expired" || res.data.code === "code_invalid")) {
+          // Scan again; a resident this store serves may also go ahead by id with the next confirm.
+          state.code = null; say("会员码已失效，请居民刷新后重新扫码（本店居民可直接再点确认）");
+        }
+        render();
       })
       .catch(function () { state.busy = false; say("网络异常：请再点一次确认，不会重复扣分"); render(); });
   });
@@ -129,7 +140,7 @@
     print.href = root.dataset.receiptUrl.replace(/0$/, String(r.id)); print.target = "_blank"; box.appendChild(print);
     var next = document.createElement("button"); next.type = "button"; next.className = "button button-ghost"; next.textContent = "下一位";
     next.onclick = function () {
-      state = { resident: null, basket: {}, key: newKey(), busy: false };
+      state = { resident: null, code: null, basket: {}, key: newKey(), busy: false };
       $("resident").hidden = true; box.hidden = true; render(); $("scan").focus();
     };
     box.appendChild(next);
@@ -162,7 +173,7 @@
           var found = jsQR(ctx.getImageData(0, 0, canvas.width, canvas.height).data, canvas.width, canvas.height);
           if (found && found.data) {
             stream.getTracks().forEach(function (t) { t.stop(); }); video.hidden = true;
-            lookup("code=" + encodeURIComponent(found.data)).then(function (p) { if (p.length) showResident(p[0]); });
+            lookup("code=" + encodeURIComponent(found.data)).then(function (p) { if (p.length) showResident(p[0], found.data); });
             return;
           }
         }
