@@ -5,8 +5,8 @@ review when the resident is a clerk.
 stock_movement is append-only (triggers): columns are added and dropped in place (plain ALTER
 TABLE, never a batch table copy), so its triggers stay.
 
-Revision ID: 0008
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-25
 """
 import sqlalchemy as sa
@@ -14,8 +14,8 @@ from alembic import op
 
 
 # revision identifiers, used by Alembic.
-revision = '0008'
-down_revision = '0005'
+revision = '0007'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
