@@ -2,19 +2,22 @@
 year lapse, oldest first, as expiry transfers to the system sink. Idempotent per resident and year.
 
 Oldest first means spending consumes the oldest points: what lapses is what was earned before the
-cut-off minus everything that has left the account since (spent, deducted, expired before).
+cut-off minus everything that has left the account since (spent, deducted, expired before). Each
+movement counts net of the reversals that undo it, whenever they happened: a redemption voided the
+same day spent nothing, and a credit taken back by a correction earned nothing. Days are local days
+(core.clock); expiry never takes a resident below zero.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
-from zoneinfo import ZoneInfo
+from datetime import date, datetime
 
 import sqlalchemy as sa
-from flask import current_app
+from sqlalchemy.orm import aliased
 
 from community.models import Region, User
+from core import clock
 from core.db import db, unit_of_work
 from points import archive, ledger, policies
 from points.models import Account, Transfer
@@ -32,26 +35,30 @@ def cutoff_for(settlement: date) -> date:
     return date(settlement.year - 1, 1, 1)
 
 
+def _net_total(session, *conditions) -> int:
+    """The sum of the matching transfers, each less what the reversals pointing at it gave back.
+    Reversals themselves are left out: they only ever cancel the movement they name."""
+    undo = aliased(Transfer)
+    given_back = (
+        sa.select(sa.func.coalesce(sa.func.sum(undo.amount), 0))
+        .where(undo.reverses_id == Transfer.id)
+        .scalar_subquery()
+    )
+    total = session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(Transfer.amount - given_back), 0)).where(
+            Transfer.reverses_id.is_(None), *conditions
+        )
+    )
+    return int(total or 0)
+
+
 def lapsing(session, user_id: int, cutoff: date) -> int:
     account_id = ledger.resident_account(session, user_id)
-    zone = ZoneInfo(current_app.config["TIMEZONE"])
-    cut = datetime.combine(cutoff, time.min, tzinfo=zone).astimezone(UTC)
-    earned_before = (
-        session.scalar(
-            sa.select(sa.func.coalesce(sa.func.sum(Transfer.amount), 0)).where(
-                Transfer.to_account_id == account_id, Transfer.created_at < cut
-            )
-        )
-        or 0
-    )
-    gone = (
-        session.scalar(
-            sa.select(sa.func.coalesce(sa.func.sum(Transfer.amount), 0)).where(Transfer.from_account_id == account_id)
-        )
-        or 0
-    )
+    cut = clock.day_start(cutoff)
+    earned_before = _net_total(session, Transfer.to_account_id == account_id, Transfer.created_at < cut)
+    gone = _net_total(session, Transfer.from_account_id == account_id)
     balance = session.scalar(sa.select(Account.balance).where(Account.id == account_id)) or 0
-    return max(0, min(int(earned_before) - int(gone), int(balance)))
+    return max(0, min(earned_before - gone, int(balance)))
 
 
 def next_lapse(user: User, today: date) -> Lapse | None:
@@ -68,19 +75,26 @@ def next_lapse(user: User, today: date) -> Lapse | None:
 
 def apply(*, now: datetime) -> int:
     """For every region whose settlement day is today (local time), lapse old points. Idempotent."""
-    zone = ZoneInfo(current_app.config["TIMEZONE"])
-    today = now.astimezone(zone).date()
+    today = clock.today(now)
+    cutoff = cutoff_for(today)
     lapsed = 0
-    users = db.session.execute(sa.select(User.id, User.region_id)).all()
-    regions: dict[int, Region] = {}
+    users = db.session.execute(sa.select(User.id, User.region_id).order_by(User.id)).all()
+    settles_today: dict[int, bool] = {}
     for user_id, region_id in users:
-        region = regions.get(region_id) or db.session.get(Region, region_id)
-        regions[region_id] = region
-        policy = policies.policy_for(db.session, region)
-        if policy.expiry != "annual" or (today.month, today.day) != (policy.settlement_month, policy.settlement_day):
+        if region_id not in settles_today:
+            policy = policies.policy_for(db.session, db.session.get(Region, region_id))
+            settles_today[region_id] = policy.expiry == "annual" and (today.month, today.day) == (
+                policy.settlement_month,
+                policy.settlement_day,
+            )
+        if not settles_today[region_id]:
             continue
-        cutoff = cutoff_for(today)
+        key = f"expiry:{user_id}:{today.year}"
         with unit_of_work() as session:
+            # Lock first, then count: a redemption or void racing the job waits for it.
+            ledger.lock(session, ledger.resident_account(session, user_id))
+            if session.scalar(sa.select(Transfer.id).where(Transfer.idempotency_key == key)) is not None:
+                continue
             points = lapsing(session, user_id, cutoff)
             if points <= 0:
                 continue
@@ -90,7 +104,7 @@ def apply(*, now: datetime) -> int:
                 target=ledger.sink_account(session, "expiry"),
                 amount=points,
                 kind="expiry",
-                key=f"expiry:{user_id}:{today.year}",
+                key=key,
                 now=now,
                 cause=("expiry", today.year),
                 partial=True,

@@ -248,7 +248,10 @@ class DeedObjection(db.Model):
 
 
 class Certificate(db.Model):
-    """A service-record certificate (志愿服务记录证明) with a public verification code."""
+    """A service-record certificate (志愿服务记录证明) with a public verification code. It keeps what
+    it certified: the minutes (all, and of them made up by hand), points, and the archive entries
+    it covered (their seqs and a fingerprint), so that its check can tell when they changed.
+    Certificates issued before they kept their entries have neither (NULL)."""
 
     __tablename__ = "certificate"
 
@@ -261,6 +264,8 @@ class Certificate(db.Model):
     manual_minutes: Mapped[int] = mapped_column(sa.Integer)
     records: Mapped[int] = mapped_column(sa.Integer)
     points: Mapped[int] = mapped_column(sa.BigInteger)
+    entry_seqs: Mapped[list | None] = mapped_column(sa.JSON)
+    fingerprint: Mapped[str | None] = mapped_column(sa.String(64))
     head_hash: Mapped[str] = mapped_column(sa.String(64))
     issuer: Mapped[str] = mapped_column(sa.String(128))
     issued_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))

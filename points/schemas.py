@@ -122,14 +122,23 @@ class MaskedResidentSchema(BaseSchema):
     id_number = fields.String(allow_none=True)
 
 
-class CertificateCheckSchema(BaseSchema):
+class CertificateFiguresSchema(BaseSchema):
+    service_hours = fields.Float()
+    scanned_hours = fields.Float()
+    manual_hours = fields.Float()
+    records = fields.Integer()
+
+
+class CertificateCheckSchema(CertificateFiguresSchema):
+    """The certified figures; `corrected` and the `current` figures once a later correction,
+    annulment or cancellation changed what the certificate covered."""
+
     valid = fields.Boolean()
     code = fields.String()
     resident = fields.Nested(MaskedResidentSchema)
     period = fields.Nested(PeriodSchema)
-    service_hours = fields.Float()
-    manual_hours = fields.Float()
-    records = fields.Integer()
+    corrected = fields.Boolean()
+    current = fields.Nested(CertificateFiguresSchema)
     issuer = fields.String()
     issued_at = fields.String()
 

@@ -12,7 +12,7 @@ from flask_login import current_user, login_required
 from community import pii
 from community import services as community_services
 from community.models import Household, Region, User
-from core import uploads
+from core import clock, uploads
 from core.db import db, utcnow
 from core.errors import DomainError, NotFound
 from core.qr import qr_png
@@ -34,29 +34,33 @@ def my_archive():
         totals=archive.totals(db.session, user.id),
         entries=list(reversed(archive.entries(db.session, user.id))),
         head=archive.head_hash(db.session, user.id),
-        lapse=expiry.next_lapse(user, utcnow().date()),
+        lapse=expiry.next_lapse(user, clock.today()),
     )
 
 
 @bp.route("/my/certificates", methods=["GET", "POST"])
 @login_required
 def my_certificates():
-    today = utcnow().date()
+    today = clock.today()
+    start, end, status = date(today.year, 1, 1).isoformat(), today.isoformat(), 200
     if request.method == "POST":
+        start, end = request.form.get("from", ""), request.form.get("to", "")
         try:
             cert = certificates.issue(
                 user=current_user,
-                period_from=date.fromisoformat(request.form.get("from", "")),
-                period_to=date.fromisoformat(request.form.get("to", "")),
+                period_from=date.fromisoformat(start),
+                period_to=date.fromisoformat(end),
                 now=utcnow(),
             )
         except ValueError:
             flash("请选择正确的起止日期", "error")
+            status = 422
         except DomainError as error:
             flash(error.text, "error")
+            status = error.status
         else:
             return redirect(url_for("points.certificate_print", code=cert.code))
-    return render_template("points/certificate_form.html", start=date(today.year, 1, 1), end=today)
+    return render_template("points/certificate_form.html", start=start, end=end, today=today), status
 
 
 @bp.get("/my/certificates/<code>")
@@ -65,8 +69,13 @@ def certificate_print(code: str):
     cert = certificates.lookup(code)
     if cert.user_id != current_user.id:
         raise NotFound("certificate_not_found")
-    rows = certificates.service_entries(cert.user_id, cert.period_from, cert.period_to)
-    return render_template("points/certificate.html", cert=cert, rows=rows, user=cert.user)
+    return render_template(
+        "points/certificate.html",
+        cert=cert,
+        rows=certificates.certified_entries(cert),
+        state=certificates.status(cert),
+        user=cert.user,
+    )
 
 
 @bp.get("/certificates")

@@ -141,3 +141,138 @@ def test_rules_are_found_by_region_and_category_and_versioned(world):
     assert (rule.points_per_hour, rule.version) == (9, newer.id)
     assert policies.rule_for(db.session, world.regions["g2"], None, {"points_per_hour": 20}).points_per_hour == 20
     assert policies.rule_for(db.session, None, None).points_per_hour == 10  # the built-in default
+
+
+# Expiry counts each redemption net of its voids -----------------------------------------------
+
+CUTOFF = datetime(2024, 12, 31, 16, 0, tzinfo=UTC)  # 2025-01-01 00:00 in Shanghai: the cut-off
+SETTLEMENT = datetime(2026, 3, 1, 4, 0, tzinfo=UTC)  # 2026-03-01 12:00 in Shanghai
+
+
+@pytest.fixture
+def annual(world):
+    """The county settles on 1 March; the resident has 120 points from 2024 and 20 from 2025."""
+    from exchange import stores
+
+    policies.set_policy(
+        actor=None, region=world.regions["county"], now=utcnow(), expiry="annual", settlement_month=3, settlement_day=1
+    )
+    user = world.users["resident"]
+    credit_at(user, 120, datetime(2024, 6, 1, tzinfo=UTC), "old")
+    credit_at(user, 20, datetime(2025, 6, 1, tzinfo=UTC), "recent")
+    world.items["cooker"] = stores.add_item(
+        actor=None, store_id=world.stores["s1"].id, name="电饭煲", unit="个", points_price=80, stock=10, now=utcnow()
+    )
+    return world
+
+
+def redeem_80(w, when: datetime, key: str):
+    from exchange import redemption
+
+    return redemption.redeem(
+        actor=w.users["clerk"],
+        store_id=w.stores["s1"].id,
+        lines=[redemption.Line(w.items["cooker"].id, 1)],
+        resident_id=w.users["resident"].id,
+        key=key,
+        now=when,
+    )
+
+
+def void(w, redeemed, when: datetime):
+    from exchange import redemption
+
+    # The region's admin may void any day (a clerk only the same day).
+    redemption.void(actor=w.users["admin"], redemption_id=redeemed.id, reason="顾客退回", now=when)
+
+
+@pytest.mark.parametrize(
+    "redeemed_at, voided_at, lapses",
+    [
+        (CUTOFF - timedelta(days=30), CUTOFF - timedelta(days=29), 120),  # both before the cut-off
+        (CUTOFF + timedelta(days=150), CUTOFF + timedelta(days=150, hours=1), 120),  # both after it, same day
+        (CUTOFF - timedelta(hours=2), CUTOFF + timedelta(days=2), 120),  # redeemed before, voided after
+        (CUTOFF + timedelta(days=150), None, 40),  # a redemption that stands spends old points
+    ],
+    ids=["void_before_cutoff", "void_after_cutoff", "redeemed_before_voided_after", "not_voided"],
+)
+def test_expiry_counts_each_redemption_net_of_its_voids_whenever_they_happened(annual, redeemed_at, voided_at, lapses):
+    w, user = annual, annual.users["resident"]
+    redeemed = redeem_80(w, redeemed_at, "r1")
+    if voided_at is not None:
+        void(w, redeemed, voided_at)
+    balance = 140 if voided_at else 60
+    assert ledger.balance(db.session, user.id) == balance
+    assert expiry.next_lapse(user, date(2026, 2, 1)).points == lapses
+    assert expiry.apply(now=SETTLEMENT) == lapses
+    assert ledger.balance(db.session, user.id) == balance - lapses == 20
+    assert expiry.apply(now=SETTLEMENT + timedelta(hours=1)) == 0  # idempotent
+    assert ledger.balance(db.session, user.id) == 20
+    assert ledger.invariant_problems(db.session) == []
+
+
+def test_a_void_after_the_settlement_does_not_make_the_job_lapse_twice_or_fail(annual):
+    w, user = annual, annual.users["resident"]
+    redeemed = redeem_80(w, datetime(2026, 2, 15, 4, tzinfo=UTC), "r1")
+    assert expiry.apply(now=SETTLEMENT) == 40  # 120 old, 80 of them spent
+    void(w, redeemed, SETTLEMENT + timedelta(hours=1))
+    assert ledger.balance(db.session, user.id) == 20 + 80
+    assert expiry.apply(now=SETTLEMENT + timedelta(hours=2)) == 0  # this year's settlement is done
+    assert ledger.balance(db.session, user.id) == 100
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Transfer).where(Transfer.kind == "expiry")) == 1
+    assert ledger.invariant_problems(db.session) == []
+
+
+def test_a_recent_credit_taken_back_by_a_correction_does_not_shield_old_points(world):
+    policies.set_policy(
+        actor=None, region=world.regions["county"], now=utcnow(), expiry="annual", settlement_month=3, settlement_day=1
+    )
+    user = world.users["resident"]
+    credit_at(user, 100, datetime(2024, 6, 1, tzinfo=UTC), "old")
+    with unit_of_work() as session:
+        move = ledger.transfer(
+            session,
+            source=ledger.issuer_account(session, "department", world.departments["d1"].id),
+            target=ledger.resident_account(session, user.id),
+            amount=50,
+            kind="service",
+            key="attendance:1:1",
+            now=datetime(2025, 6, 1, tzinfo=UTC),
+        )
+        ledger.reverse(
+            session,
+            move.transfer,
+            key="attendance:1:1:reversed",
+            now=datetime(2025, 7, 1, tzinfo=UTC),
+            actor_id=None,
+            reason="误签",
+        )
+    assert expiry.apply(now=SETTLEMENT) == 100
+    assert ledger.balance(db.session, user.id) == 0
+
+
+def test_expiry_never_takes_a_resident_below_zero(world):
+    policies.set_policy(
+        actor=None, region=world.regions["county"], now=utcnow(), expiry="annual", settlement_month=3, settlement_day=1
+    )
+    spender, saver = world.users["resident"], world.users["target"]
+    credit_at(spender, 50, datetime(2024, 6, 1, tzinfo=UTC), "old-spender")
+    spend_at(spender, 50, datetime(2025, 6, 1, tzinfo=UTC), "spent-all")
+    credit_at(saver, 30, datetime(2024, 6, 1, tzinfo=UTC), "old-saver")
+    assert expiry.apply(now=SETTLEMENT) == 30
+    assert expiry.apply(now=SETTLEMENT) == 0
+    assert (ledger.balance(db.session, spender.id), ledger.balance(db.session, saver.id)) == (0, 0)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Transfer).where(Transfer.kind == "expiry")) == 1
+    assert ledger.invariant_problems(db.session) == []
+
+
+def test_the_cutoff_and_the_settlement_day_are_local_days(world):
+    policies.set_policy(
+        actor=None, region=world.regions["county"], now=utcnow(), expiry="annual", settlement_month=3, settlement_day=1
+    )
+    user = world.users["resident"]
+    credit_at(user, 30, CUTOFF - timedelta(minutes=1), "old")  # 2024-12-31 23:59 in Shanghai
+    credit_at(user, 20, CUTOFF + timedelta(minutes=1), "new")  # 2025-01-01 00:01 in Shanghai
+    # 2026-02-28 17:00 UTC is already 1 March in Shanghai: the settlement day.
+    assert expiry.apply(now=datetime(2026, 2, 28, 17, 0, tzinfo=UTC)) == 30
+    assert ledger.balance(db.session, user.id) == 20
