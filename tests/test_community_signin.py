@@ -244,6 +244,15 @@ def test_an_admin_over_the_region_unlocks_a_locked_resident(client, resident, ad
     assert entry.before["locked_until"] is not None
 
 
+def test_an_unlock_also_lifts_the_slowing_of_the_residents_own_address(client, resident, admins):
+    now = utcnow()
+    for _ in range(4):
+        attempt(WRONG, ip="10.12.0.1", now=now)
+    assert attempt(f.PASSWORD, ip="10.12.0.1", now=now).code == "login_throttled"
+    signin.unlock(actor=admins["admin"], user_id=resident.id, now=now + timedelta(seconds=1))
+    assert attempt(f.PASSWORD, ip="10.12.0.1", now=now + timedelta(seconds=2)) == "ok"
+
+
 @pytest.mark.parametrize(("actor", "status"), [("admin_elsewhere", 404), ("reviewer", 403), ("self", 403)])
 def test_unlock_is_refused_to_other_roles_and_to_admins_of_other_regions(client, resident, admins, actor, status):
     lock_out(utcnow())
