@@ -31,8 +31,8 @@ def main(kinds: list[str]) -> None:
             continue
         with database(kind) as url:
             run_in_app(url, SEED)
-            limits = {"MORALCREDIT_LOGIN_PER_ADDRESS_PER_MINUTE": "100000000"}
-            with gunicorn(url, workers=4, **limits) as address:
+            # Only failed sign-ins are limited, so these successful ones need no lifted limit.
+            with gunicorn(url, workers=4) as address:
                 load(address, lambda n, i: ("GET", "/healthz", None, {}), clients=8, seconds=1)  # warm-up
                 health = load(address, lambda n, i: ("GET", "/healthz", None, {}), clients=8)
                 print(health.line(f"{kind}: GET /healthz"))

@@ -1,24 +1,18 @@
-"""Accounts: sign-up, sign-in with limits, passwords, API tokens and the personal code.
-
-Sign-in limits live in the database (`login_attempt`, `users.failed_logins/locked_until`) so that
-every app process and host shares them: a per-account lock-out after repeated failures, and a
-generous per-address limit (a village office or kiosk shares one address).
-"""
+"""Accounts: sign-up, passwords, API tokens and the personal code (sign-in is `community.signin`)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import sqlalchemy as sa
-from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from community import codes, pii
 from community.messages import MESSAGES
-from community.models import LoginAttempt, Region, User
+from community.models import Region, User
 from core import audit
 from core.db import db, unit_of_work
-from core.errors import Conflict, Invalid, RateLimited, Unauthorized
+from core.errors import Conflict, Invalid
 from core.security import hash_password, issue_api_token, password_problems, verify_password
 
 
@@ -131,65 +125,6 @@ def _insert_user(
             "user.register", "user", user.id, actor=actor or user, after=snapshot(user), region_id=region.id, now=now
         )
     return user
-
-
-def _address_attempts(session, ip: str, since: datetime, *, failures_only: bool) -> int:
-    query = sa.select(sa.func.count()).select_from(LoginAttempt).where(LoginAttempt.ip == ip, LoginAttempt.at >= since)
-    if failures_only:
-        query = query.where(LoginAttempt.ok.is_(False))
-    return session.scalar(query) or 0
-
-
-def authenticate(phone: str, password: str, *, ip: str, now: datetime) -> User:
-    """Check a phone and password under the sign-in limits; return the user or raise 401/429.
-
-    The slow password check runs before the write transaction, so that sign-ins do not queue
-    behind each other's hashing; the counters are then moved with guarded UPDATEs.
-    """
-    config = current_app.config
-    phone = (phone or "").strip()[:20]
-    ip = (ip or "unknown")[:64]
-    session = db.session
-    minute_ago = now - timedelta(minutes=1)
-    if (
-        _address_attempts(session, ip, minute_ago, failures_only=False) >= config["LOGIN_PER_ADDRESS_PER_MINUTE"]
-        or _address_attempts(session, ip, minute_ago, failures_only=True)
-        >= config["LOGIN_FAILURES_PER_ADDRESS_PER_MINUTE"]
-    ):
-        raise RateLimited(retry_after=60)
-    user = session.scalar(sa.select(User).where(User.phone == phone))
-    if user is not None and user.locked_until is not None and user.locked_until > now:
-        raise RateLimited("account_locked", retry_after=int((user.locked_until - now).total_seconds()))
-    ok = verify_password(user.password_hash if user else None, password or "") and user is not None
-    user_id = user.id if user is not None else None
-    outcome: Exception | None = None
-    with unit_of_work() as session:
-        session.add(LoginAttempt(at=now, ip=ip, phone=phone, ok=ok and user.active))
-        if user_id is not None and not ok:
-            failures = session.scalar(
-                sa.update(User)
-                .where(User.id == user_id)
-                .values(failed_logins=User.failed_logins + 1)
-                .returning(User.failed_logins)
-            )
-            if failures >= config["LOGIN_MAX_FAILURES"]:
-                until = now + timedelta(minutes=config["LOGIN_LOCK_MINUTES"])
-                session.execute(sa.update(User).where(User.id == user_id).values(failed_logins=0, locked_until=until))
-                audit.record(
-                    "user.locked", "user", user_id, after={"locked_until": until}, region_id=user.region_id, now=now
-                )
-        elif ok and user.active:
-            session.execute(
-                sa.update(User).where(User.id == user_id).values(failed_logins=0, locked_until=None, last_login_at=now)
-            )
-        if not ok:
-            outcome = Unauthorized("bad_credentials")
-        elif not user.active:
-            outcome = Unauthorized("account_disabled")
-    # The attempt is committed before a refusal is raised, so failures count across processes.
-    if outcome is not None:
-        raise outcome
-    return session.get(User, user_id)
 
 
 def change_password(user: User, *, old: str, new: str, now: datetime) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import sqlalchemy as sa
 from flask import Response, request
 
-from community import accounts, services
+from community import accounts, services, signin
 from community.models import Department, Region, RoleGrant
 from community.schemas import (
     CodeSchema,
@@ -23,7 +25,7 @@ from community.schemas import (
 )
 from core.api import endpoint, paginate, token_user_loader
 from core.db import db, utcnow
-from core.errors import NotFound
+from core.errors import DomainError, NotFound, problem
 from core.qr import qr_png
 from core.security import authorize
 
@@ -49,11 +51,29 @@ def register(user, data):
     "/auth/token", "POST", body=TokenRequestSchema, response=TokenSchema, auth=False, errors=(401, 429), tag="auth"
 )
 def token(user, data):
-    """Exchange a phone and password for a bearer token."""
+    """Exchange a phone and password for a bearer token (401 with the tries left; 429 until when)."""
     now = utcnow()
-    signed_in = accounts.authenticate(data["phone"], data["password"], ip=request.remote_addr or "", now=now)
+    try:
+        signed_in = signin.authenticate(data["phone"], data["password"], ip=request.remote_addr or "", now=now)
+    except signin.BadCredentials as refusal:
+        return _problem_with(refusal, remaining_attempts=refusal.remaining_attempts)
+    except signin.SignInRefused as refusal:
+        return _problem_with(refusal, locked_until=refusal.until.isoformat())
     value, expires_at = accounts.api_token(signed_in, now)
     return {"token": value, "expires_at": expires_at, "user": signed_in}
+
+
+def _problem_with(error: DomainError, **fields) -> Response:
+    """The usual problem+json, plus the numbers a client shows (tries left, the lock's end)."""
+    response = problem(error.status, error.code, error.detail, title=error.title, headers=error.headers)
+    response.set_data(json.dumps({**json.loads(response.get_data()), **fields}, ensure_ascii=False))
+    return response
+
+
+@endpoint("/users/<int:user_id>/unlock", "POST", response=UserSchema, errors=(404,), tag="people")
+def unlock_user(user, user_id):
+    """End a resident's sign-in lock-out (admins over the resident's region)."""
+    return signin.unlock(actor=user, user_id=user_id, now=utcnow())
 
 
 @endpoint("/me", response=UserSchema, tag="auth")

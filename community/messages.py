@@ -5,6 +5,8 @@ from core.errors import register_messages
 MESSAGES = {
     "bad_credentials": "手机号或密码不正确",
     "account_locked": "密码错误次数过多，账号已暂时锁定",
+    "login_throttled": "登录失败次数过多，请稍后再试",
+    "user_not_found": "找不到该用户",
     "account_disabled": "账号已停用",
     "phone_taken": "该手机号已注册",
     "id_number_taken": "该身份证号已注册",
@@ -20,6 +22,15 @@ MESSAGES = {
     "role_exists": "该用户已有此授权",
     "code_invalid": "二维码无效",
     "code_expired": "二维码已过期，请刷新后再扫",
+}
+
+# Details with the numbers a person needs: how many tries are left, and until when they must wait
+# (a local time from core.clock, "18:35" or "11月26日 08:05").
+DETAILS = {
+    "bad_credentials": "手机号或密码不正确，还可尝试 {remaining} 次",
+    "account_locked": "密码错误次数过多，账号已暂时锁定至 {until}，届时可再试，也可请管理员解锁",
+    "login_throttled": "该账号在本网络登录失败次数过多，请于 {until} 后再试",
+    "login_throttled_address": "本网络登录失败次数过多，请于 {until} 后再试",
 }
 
 register_messages(MESSAGES)

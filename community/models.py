@@ -142,8 +142,13 @@ class User(UserMixin, db.Model):
     guardian_consent: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
     token_version: Mapped[int] = mapped_column(sa.Integer, default=0)
+    # Sign-in limits (community.accounts): failures in the current window, the lock's end (kept
+    # after it passes, to escalate a repeated lock), how many locks in a row, and when the count
+    # last started afresh (a success, a lock, an admin's unlock).
     failed_logins: Mapped[int] = mapped_column(sa.Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lockouts: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    failures_reset_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -199,7 +204,11 @@ class RoleGrant(db.Model):
 
 
 class LoginAttempt(db.Model):
-    """Sign-in attempts, kept a day, for the per-address limit (shared by every app process)."""
+    """Sign-in attempts, kept a day, for the sign-in limits (shared by every app process).
+
+    An attempt is written as a failure before its password is checked and turned into a success
+    afterwards, so that parallel guesses are counted before any of them is verified.
+    """
 
     __tablename__ = "login_attempt"
 
@@ -209,4 +218,7 @@ class LoginAttempt(db.Model):
     phone: Mapped[str] = mapped_column(sa.String(20))
     ok: Mapped[bool] = mapped_column(sa.Boolean)
 
-    __table_args__ = (sa.Index("ix_login_attempt_ip_at", "ip", "at"),)
+    __table_args__ = (
+        sa.Index("ix_login_attempt_ip_at", "ip", "at"),
+        sa.Index("ix_login_attempt_phone_at", "phone", "at"),
+    )

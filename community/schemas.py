@@ -8,6 +8,7 @@ from community import pii
 from community.models import LEVEL_RANK, ROLES, SCOPE_TYPES
 from community.services import scope_label
 from core.api import BaseSchema, PageQuery
+from core.db import utcnow
 
 REQUIRED = {"required": "必填"}
 
@@ -53,7 +54,14 @@ class UserSchema(BaseSchema):
         lambda user: RoleOutSchema(many=True, only=("role", "scope_type", "scope_id")).dump(user.grants)
     )
     balance = fields.Function(lambda user: balance_of(user))
+    # The end of a sign-in lock-out while one stands, else null.
+    locked_until = fields.Function(lambda user: locked_until(user), allow_none=True)
     created_at = fields.DateTime()
+
+
+def locked_until(user) -> str | None:
+    until = user.locked_until
+    return until.isoformat() if until is not None and until > utcnow() else None
 
 
 def balance_of(user) -> int:

@@ -12,8 +12,9 @@ import sqlalchemy as sa
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from community import accounts, pii, services
+from community import accounts, pii, services, signin
 from community.models import LEVEL_NAMES, LEVEL_RANK, ROLE_NAMES, ROLE_SCOPES, Department, Region, RoleGrant, User
+from core import clock
 from core.db import db, utcnow
 from core.errors import DomainError, RateLimited, Unauthorized
 from core.security import authorize
@@ -82,20 +83,27 @@ def signup():
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     form: dict[str, Any] = {}
-    error = None
-    status = 200
+    refusal: DomainError | None = None
+    headers: dict[str, str] = {}
     if request.method == "POST":
         form = request.form.to_dict()
         try:
-            user = accounts.authenticate(
+            user = signin.authenticate(
                 form.get("phone", ""), form.get("password", ""), ip=request.remote_addr or "", now=utcnow()
             )
         except (Unauthorized, RateLimited) as exc:
-            error, status = exc.detail, exc.status
+            refusal, headers = exc, exc.headers
         else:
             login_user(user)
             return redirect(_safe_next(request.args.get("next")))
-    return render_template("community/login.html", form=form, error=error), status
+    page = render_template(
+        "community/login.html",
+        form=form,
+        refusal=refusal,
+        remaining=getattr(refusal, "remaining_attempts", None),
+        until=getattr(refusal, "until", None),
+    )
+    return page, (refusal.status if refusal else 200), headers
 
 
 @bp.post("/logout")
@@ -293,7 +301,22 @@ def admin_roles():
         role_scopes=ROLE_SCOPES,
         scope_label=services.scope_label,
         mask_phone=pii.mask_phone,
+        now=utcnow(),
+        local=clock.local,
     )
+
+
+@bp.post("/admin/users/<int:user_id>/unlock")
+@login_required
+def admin_unlock_user(user_id: int):
+    _admin_roots()
+    try:
+        person = signin.unlock(actor=current_user, user_id=user_id, now=utcnow())
+    except DomainError as error:
+        flash(error.text, "error")
+    else:
+        flash(f"已解锁「{person.name}」的账号，可立即重新登录", "success")
+    return redirect(url_for("community.admin_roles", q=request.form.get("q", "")))
 
 
 @bp.post("/admin/roles/<int:grant_id>/revoke")

@@ -58,11 +58,20 @@ class Config:
     # Passwords and sign-in limits (DESIGN §8: complexity, lock-out, idle timeout).
     PASSWORD_HASH_METHOD = "scrypt:32768:8:1"
     API_TOKEN_TTL = timedelta(hours=_int("MORALCREDIT_TOKEN_HOURS", 24 * 7))
+    # Sign-in limits (docs/operations.md "Sign-in limits"). Only failures count, never successes,
+    # so a village office or kiosk sharing one address signs in as often as it likes.
+    # An account locks after this many failures (from any addresses) within the window...
     LOGIN_MAX_FAILURES = _int("MORALCREDIT_LOGIN_MAX_FAILURES", 5)
-    LOGIN_LOCK_MINUTES = _int("MORALCREDIT_LOGIN_LOCK_MINUTES", 15)
-    # A village office or kiosk shares one address: limit it generously (API.md: >= 60/min pass).
-    LOGIN_PER_ADDRESS_PER_MINUTE = _int("MORALCREDIT_LOGIN_PER_ADDRESS_PER_MINUTE", 300)
-    LOGIN_FAILURES_PER_ADDRESS_PER_MINUTE = _int("MORALCREDIT_LOGIN_FAILURES_PER_ADDRESS", 60)
+    LOGIN_FAILURE_WINDOW_MINUTES = _int("MORALCREDIT_LOGIN_FAILURE_WINDOW_MINUTES", 15)
+    # ...while one address is slowed on one account one failure earlier, so that a stranger at a
+    # single address can never lock a resident out; capped below LOGIN_MAX_FAILURES where used.
+    LOGIN_ADDRESS_ACCOUNT_FAILURES = _int("MORALCREDIT_LOGIN_ADDRESS_ACCOUNT_FAILURES", 4)
+    # One address guessing across many accounts is slowed after this many failures in the window.
+    LOGIN_ADDRESS_FAILURES = _int("MORALCREDIT_LOGIN_ADDRESS_FAILURES", 50)
+    # A lock is short: 5 minutes, doubling on each repeated lock up to 30, forgotten after a day.
+    LOGIN_LOCK_MINUTES = _int("MORALCREDIT_LOGIN_LOCK_MINUTES", 5)
+    LOGIN_LOCK_MAX_MINUTES = _int("MORALCREDIT_LOGIN_LOCK_MAX_MINUTES", 30)
+    LOGIN_LOCK_FORGET_HOURS = _int("MORALCREDIT_LOGIN_LOCK_FORGET_HOURS", 24)
 
     # The personal code (会员码) changes every minute; verification accepts a little clock skew.
     PERSONAL_CODE_STEP_SECONDS = 60

@@ -73,6 +73,13 @@ CASES = [
         403,
         {"admin": 204, "admin_elsewhere": 404, "anonymous": 401},
     ),
+    Case(
+        "unlock user",
+        "POST",
+        lambda w: f"/api/v1/users/{w.users['target'].id}/unlock",
+        403,
+        {"admin": 200, "admin_elsewhere": 404, "anonymous": 401},
+    ),
     Case("list regions", "GET", "/api/v1/regions", 200),
     Case("get region", "GET", "/api/v1/regions/430101", 200),
     Case(
@@ -182,6 +189,14 @@ CASES = [
             "scope_type": "department",
             "scope_id": w.departments["d1"].id,
         },
+    ),
+    Case(
+        "admin unlock form",
+        "POST",
+        lambda w: f"/admin/users/{w.users['target'].id}/unlock",
+        403,
+        {"admin": 302, "admin_elsewhere": 302, "anonymous": 302},
+        page=True,
     ),
     Case(
         "admin revoke form",

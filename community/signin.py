@@ -1,0 +1,253 @@
+"""Signing in under limits, and the admin's unlock.
+
+The limits live in the database (`login_attempt`, `users.failed_logins/locked_until/lockouts/
+failures_reset_at`) so that every app process and host shares them. Only failures count, within
+a sliding window (core/config.py, docs/operations.md "Sign-in limits"):
+- an account locks for a short, moderately escalating time after `LOGIN_MAX_FAILURES` failures
+  from any addresses; the refusal says until when, and an admin over its region can unlock it;
+- one address is slowed on one account a failure before that, so a stranger at one address can
+  never lock a resident out, and on every account after a generous number of failures (a village
+  office or kiosk shares one address and signs many people in; successes never count).
+Each attempt is counted before its password is checked, so parallel guesses cannot outrun a limit.
+This module never reads or writes points.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from community.messages import DETAILS
+from community.models import LoginAttempt, User
+from core import audit, clock
+from core.db import unit_of_work
+from core.errors import NotFound, RateLimited, Unauthorized
+from core.security import authorize, verify_password
+
+
+class BadCredentials(Unauthorized):
+    """A wrong phone or password, with the tries left before sign-in is slowed or locked."""
+
+    def __init__(self, remaining: int) -> None:
+        self.remaining_attempts = remaining
+        super().__init__("bad_credentials", DETAILS["bad_credentials"].format(remaining=remaining))
+
+
+class SignInRefused(RateLimited):
+    """Sign-in refused until `until`: the account is locked or this address is slowed."""
+
+    def __init__(self, code: str, until: datetime, *, now: datetime, detail: str | None = None) -> None:
+        self.until = until
+        detail = (detail or DETAILS[code]).format(until=_local_time(until, now))
+        super().__init__(code, detail, retry_after=math.ceil((until - now).total_seconds()))
+
+
+def _local_time(moment: datetime, now: datetime) -> str:
+    """`moment` rounded up to the minute in local time; with the date when it is not today."""
+    local = clock.local(moment)
+    if local.second or local.microsecond:
+        local = local.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    return f"{local:%H:%M}" if local.date() == clock.today(now) else f"{local.month}月{local.day}日 {local:%H:%M}"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The sign-in limits in force (core/config.py, docs/operations.md "Sign-in limits")."""
+
+    account: int
+    address_account: int
+    address: int
+    window: timedelta
+    lock: timedelta
+    lock_max: timedelta
+    forget: timedelta
+
+    @classmethod
+    def from_config(cls) -> Limits:
+        config = current_app.config
+        account = max(2, config["LOGIN_MAX_FAILURES"])
+        return cls(
+            account=account,
+            # One address alone must never reach the account's limit (a stranger must not lock).
+            address_account=max(1, min(config["LOGIN_ADDRESS_ACCOUNT_FAILURES"], account - 1)),
+            address=max(1, config["LOGIN_ADDRESS_FAILURES"]),
+            window=timedelta(minutes=config["LOGIN_FAILURE_WINDOW_MINUTES"]),
+            lock=timedelta(minutes=config["LOGIN_LOCK_MINUTES"]),
+            lock_max=timedelta(minutes=max(config["LOGIN_LOCK_MAX_MINUTES"], config["LOGIN_LOCK_MINUTES"])),
+            forget=timedelta(hours=config["LOGIN_LOCK_FORGET_HOURS"]),
+        )
+
+    def lock_for(self, level: int) -> timedelta:
+        """The length of the `level`-th lock in a row (0 first): doubling, capped."""
+        return min(self.lock * 2 ** min(level, 16), self.lock_max)
+
+
+@dataclass(frozen=True)
+class _Reservation:
+    """One attempt, counted as a failure before its password is checked."""
+
+    attempt_id: int
+    user_id: int | None
+    password_hash: str | None
+    remaining: int  # tries left after this one, should it fail
+    locked_until: datetime | None  # set when this attempt locked the account
+    throttled_until: datetime | None  # set when this attempt used this address's last try
+    region_id: int | None
+
+
+def _failures(session, *, since: datetime, ip: str | None = None, phone: str | None = None):
+    """(count, oldest) of failed attempts since `since`, from one address and/or on one phone."""
+    query = sa.select(sa.func.count(), sa.func.min(LoginAttempt.at)).where(
+        LoginAttempt.ok.is_(False), LoginAttempt.at >= since
+    )
+    if ip is not None:
+        query = query.where(LoginAttempt.ip == ip)
+    if phone is not None:
+        query = query.where(LoginAttempt.phone == phone)
+    count, oldest = session.execute(query).one()
+    return count or 0, oldest
+
+
+def _reserve(phone: str, ip: str, now: datetime, limits: Limits) -> _Reservation:
+    """Count this attempt before its password is checked, or refuse it (429) without a check.
+
+    One short write transaction: the account's row is locked (PostgreSQL; SQLite's BEGIN
+    IMMEDIATE serializes every writer) while its failures are counted and this attempt is written,
+    so N parallel guesses at one account get at most the limit's number of password checks.
+    """
+    with unit_of_work() as session:
+        since = now - limits.window
+        count, oldest = _failures(session, since=since, ip=ip)
+        if count >= limits.address:
+            raise SignInRefused(
+                "login_throttled", oldest + limits.window, now=now, detail=DETAILS["login_throttled_address"]
+            )
+        user = session.execute(
+            sa.select(
+                User.id, User.password_hash, User.region_id, User.locked_until, User.lockouts, User.failures_reset_at
+            )
+            .where(User.phone == phone)
+            .with_for_update()
+        ).one_or_none()
+        if user is not None and user.locked_until is not None and user.locked_until > now:
+            raise SignInRefused("account_locked", user.locked_until, now=now)
+        # A success, a lock or an unlock starts the counts afresh.
+        if user is not None and user.failures_reset_at is not None and user.failures_reset_at >= since:
+            since = user.failures_reset_at + timedelta(microseconds=1)
+        here, here_oldest = _failures(session, since=since, ip=ip, phone=phone)
+        if here >= limits.address_account:
+            raise SignInRefused("login_throttled", here_oldest + limits.window, now=now)
+        remaining = limits.address_account - here - 1
+        throttled_until = (here_oldest or now) + limits.window if remaining == 0 else None
+        locked_until = None
+        if user is not None:
+            account, _ = _failures(session, since=since, phone=phone)
+            failures = account + 1
+            remaining = min(remaining, limits.account - failures)
+            values: dict = {"failed_logins": failures}
+            if failures >= limits.account:
+                recent = user.locked_until is not None and user.locked_until > now - limits.forget
+                level = user.lockouts if recent else 0
+                locked_until = now + limits.lock_for(level)
+                values.update(failed_logins=0, locked_until=locked_until, lockouts=level + 1, failures_reset_at=now)
+            # Guarded: no attempt is counted (nor its password checked) while a lock stands.
+            changed = session.execute(
+                sa.update(User)
+                .where(User.id == user.id, sa.or_(User.locked_until.is_(None), User.locked_until <= now))
+                .values(**values)
+            ).rowcount
+            if not changed:
+                raise SignInRefused("account_locked", user.locked_until or now, now=now)
+        attempt = LoginAttempt(at=now, ip=ip, phone=phone, ok=False)
+        session.add(attempt)
+        session.flush()
+        return _Reservation(
+            attempt_id=attempt.id,
+            user_id=user.id if user is not None else None,
+            password_hash=user.password_hash if user is not None else None,
+            remaining=remaining,
+            locked_until=locked_until,
+            throttled_until=throttled_until,
+            region_id=user.region_id if user is not None else None,
+        )
+
+
+def authenticate(phone: str, password: str, *, ip: str, now: datetime) -> User:
+    """Check a phone and password under the sign-in limits; return the user or raise 401/429.
+
+    The attempt is counted first (`_reserve`), the slow password check runs outside any write
+    transaction so that sign-ins do not queue behind each other's hashing, and a second short
+    transaction records the outcome: a success starts the counts afresh.
+    """
+    phone = (phone or "").strip()[:20]
+    ip = (ip or "unknown")[:64]
+    limits = Limits.from_config()
+    reservation = _reserve(phone, ip, now, limits)
+    # An unknown phone costs the same time as a real check (verify_password): phones stay private.
+    ok = verify_password(reservation.password_hash, password or "")
+    with unit_of_work() as session:
+        user = session.get(User, reservation.user_id) if reservation.user_id is not None else None
+        if ok:
+            session.execute(sa.update(LoginAttempt).where(LoginAttempt.id == reservation.attempt_id).values(ok=True))
+            session.execute(
+                sa.update(User)
+                .where(User.id == user.id)
+                .values(
+                    failed_logins=0,
+                    locked_until=None,
+                    lockouts=0,
+                    failures_reset_at=now,
+                    last_login_at=now if user.active else User.last_login_at,
+                )
+            )
+        elif reservation.locked_until is not None:
+            audit.record(
+                "user.locked",
+                "user",
+                reservation.user_id,
+                after={"locked_until": reservation.locked_until},
+                region_id=reservation.region_id,
+                now=now,
+            )
+    # Refusals come after the commit, so that failures count across processes.
+    if ok and not user.active:
+        raise Unauthorized("account_disabled")
+    if ok:
+        return user
+    if reservation.locked_until is not None:
+        raise SignInRefused("account_locked", reservation.locked_until, now=now)
+    if reservation.throttled_until is not None:
+        raise SignInRefused("login_throttled", reservation.throttled_until, now=now)
+    raise BadCredentials(reservation.remaining)
+
+
+def unlock(*, actor: User | None, user_id: int, now: datetime) -> User:
+    """An admin over the user's region ends a lock-out and starts the counts afresh (audited)."""
+    if actor is not None:
+        authorize(actor, "admin")
+    with unit_of_work() as session:
+        user = session.get(User, user_id, with_for_update=True)
+        if user is None:
+            raise NotFound("user_not_found")
+        if actor is not None:
+            authorize(actor, "admin", user, hide=True)
+        before = {"failed_logins": user.failed_logins, "locked_until": user.locked_until, "lockouts": user.lockouts}
+        user.failed_logins = 0
+        user.locked_until = None
+        user.lockouts = 0
+        user.failures_reset_at = now
+        audit.record(
+            "user.unlock",
+            "user",
+            user.id,
+            actor=actor,
+            before=before,
+            after={"failed_logins": 0, "locked_until": None, "lockouts": 0},
+            region_id=user.region_id,
+            now=now,
+        )
+    return user
