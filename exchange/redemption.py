@@ -26,7 +26,7 @@ from core.security import authorize, covers
 from exchange import inventory, queries
 from exchange.models import Item, Redemption, RedemptionLine, Store
 from exchange.stores import get_store
-from points import archive, duties, ledger
+from points import archive, awards, duties, ledger
 from points.models import Transfer
 
 MAX_QTY = 99
@@ -280,6 +280,10 @@ def void(*, actor: User, redemption_id: int, reason: str, now: datetime, code: s
             details={"redemption_id": redemption.id, "reason": reason},
             transfer_id=back.transfer.id,
             cause=("void", redemption.id),
+        )
+        # The refund is a credit like any other: it pays a correction's debt first.
+        awards.pay_debts(
+            session, user_id=redemption.resident_id, key=f"void:{redemption.id}", now=now, actor_id=actor.id
         )
         audit.record(
             "redemption.void",

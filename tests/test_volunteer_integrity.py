@@ -305,3 +305,34 @@ def test_an_activity_with_attendance_cannot_be_cancelled_until_each_is_annulled(
     assert ledger.balance(db.session, resident.id) == 0
     assert activities.get(activity.id).status == "cancelled"
     sound(resident)
+
+
+def test_a_refund_pays_a_corrections_debt_first(w):
+    """Spend the points, lose them to a correction, then void the basket: the refund settles the
+    debt instead of handing back points that no service earned."""
+    from community import accounts
+
+    resident = w.users["resident"]
+    activity, _ = served(w)
+    basket = redemption.redeem(
+        actor=w.users["clerk"],
+        store_id=w.stores["s1"].id,
+        lines=[redemption.Line(w.items["oil"].id, 3)],
+        key="spend-all",
+        now=utcnow(),
+        resident_id=resident.id,
+    )
+    attendance.annul(
+        actor=w.users["organizer"], activity_id=activity.id, user_id=resident.id, reason="其实没来", now=utcnow()
+    )
+    redemption.void(
+        actor=w.users["clerk"],
+        redemption_id=basket.id,
+        reason="顾客退货",
+        now=utcnow(),
+        code=accounts.personal_code(resident, utcnow())[0],
+    )
+    db.session.rollback()
+    account = db.session.scalar(sa.select(Account).where(Account.owner_id == resident.id, Account.kind == "resident"))
+    assert (account.balance, account.debt) == (0, 0)
+    sound(resident)
