@@ -23,7 +23,7 @@ from core.errors import Conflict, Invalid, NotFound
 from core.security import authorize
 from points import archive, duties, ledger
 from points.awards import issuer_region
-from points.models import Adjustment, ArchiveEntry
+from points.models import Adjustment, ArchiveEntry, fits_id
 
 DEFAULT_REVIEW_ABOVE = 20
 
@@ -44,7 +44,7 @@ def request(*, actor: User, resident_id: int, points: int, reason: str, key: str
         raise Invalid("reason_required", errors={"reason": ["请填写调整原因"]})
     with unit_of_work() as session:
         authorize(actor, "admin")
-        resident = session.get(User, resident_id)
+        resident = session.get(User, resident_id) if fits_id(resident_id) else None
         if resident is None:
             raise NotFound("not_a_resident")
         authorize(actor, "admin", resident, hide=True)
@@ -166,7 +166,11 @@ def in_scope(user: User, status: str | None = None) -> sa.Select:
 
 def _decidable(session: Session, actor: User, adjustment_id: int) -> Adjustment:
     authorize(actor, "admin")
-    adjustment = session.get(Adjustment, adjustment_id, populate_existing=True, with_for_update=True)
+    adjustment = (
+        session.get(Adjustment, adjustment_id, populate_existing=True, with_for_update=True)
+        if fits_id(adjustment_id)
+        else None
+    )
     if adjustment is None:
         raise NotFound("adjustment_not_found")
     authorize(actor, "admin", adjustment, hide=True)

@@ -23,7 +23,7 @@ from core.db import db, unit_of_work
 from core.errors import Conflict, Invalid, NotFound
 from core.security import authorize, covers
 from points import archive, duties, ledger, policies
-from points.models import Deed, DeedObjection, DeedType
+from points.models import Deed, DeedObjection, DeedType, fits_id
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def record(
         raise Invalid(errors=errors)
     with unit_of_work() as session:
         authorize(actor, "grid_worker")
-        resident = session.get(User, resident_id)
+        resident = session.get(User, resident_id) if fits_id(resident_id) else None
         if resident is None:
             raise Invalid("not_a_resident", errors={"resident_id": ["找不到该居民"]})
         authorize(actor, "grid_worker", resident)
@@ -122,7 +122,7 @@ REVIEWERS = ("reviewer", "admin")
 def photo_key(*, viewer: User, deed_id: int) -> str:
     """The key of a deed's photo, for those who may see it: the resident, and the grid workers,
     reviewers and admins over the deed. To anyone else the photo does not exist (404)."""
-    deed = db.session.get(Deed, deed_id)
+    deed = db.session.get(Deed, deed_id) if fits_id(deed_id) else None
     if deed is None or not deed.photo:
         raise NotFound("deed_not_found")
     if viewer.id == deed.resident_id or covers(viewer, ("grid_worker", *REVIEWERS), deed):
@@ -133,7 +133,7 @@ def photo_key(*, viewer: User, deed_id: int) -> str:
 def _reviewable(session, actor: User, deed_id: int) -> Deed:
     """A deed the actor may review: reviewers and admins of its region (DESIGN §1)."""
     authorize(actor, REVIEWERS)
-    deed = session.get(Deed, deed_id, populate_existing=True, with_for_update=True)
+    deed = session.get(Deed, deed_id, populate_existing=True, with_for_update=True) if fits_id(deed_id) else None
     if deed is None:
         raise NotFound()
     authorize(actor, REVIEWERS, deed, hide=True)
@@ -216,7 +216,7 @@ def object_to(*, actor: User, deed_id: int, reason: str, now: datetime) -> DeedO
         raise Invalid("reason_required", errors={"reason": ["请填写异议内容"]})
     with unit_of_work() as session:
         # Locked: the posting job, which locks the deed too, sees the objection or posts first.
-        deed = session.get(Deed, deed_id, populate_existing=True, with_for_update=True)
+        deed = session.get(Deed, deed_id, populate_existing=True, with_for_update=True) if fits_id(deed_id) else None
         if deed is None or deed.status not in PUBLIC_STATUSES:
             raise NotFound("deed_not_found")
         if not in_notice(deed, now):
@@ -251,7 +251,11 @@ def resolve_objection(
     note = (note or "").strip()[:255] or None
     with unit_of_work() as session:
         deed = _reviewable(session, actor, deed_id)
-        objection = session.get(DeedObjection, objection_id, populate_existing=True, with_for_update=True)
+        objection = (
+            session.get(DeedObjection, objection_id, populate_existing=True, with_for_update=True)
+            if fits_id(objection_id)
+            else None
+        )
         if objection is None or objection.deed_id != deed.id:
             raise NotFound("objection_not_found")
         duties.require_distinct(deed.recorded_by_id, actor.id)

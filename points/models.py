@@ -20,6 +20,14 @@ TRANSFER_KINDS = ("service", "deed", "deduction", "redemption", "refund", "expir
 ENTRY_KINDS = ("service", "deed", "deduction", "redemption", "void", "reversal", "adjustment", "expiry", "refund")
 
 
+# Ids come from URLs and forms: one beyond what an Integer key holds finds nothing (never a 500).
+MAX_ID = 2**31 - 1
+
+
+def fits_id(value: int) -> bool:
+    return 0 < value <= MAX_ID
+
+
 def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 

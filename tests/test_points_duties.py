@@ -322,3 +322,23 @@ def test_the_review_page_refuses_a_reviewer_approving_his_own_deed(client, world
     assert response.status_code == 302
     db.session.rollback()
     assert db.session.get(Deed, deed["id"]).status == "pending"
+
+
+def test_ids_beyond_any_row_find_nothing_instead_of_failing(client, world):
+    huge = 10**11
+    admin, reviewer = world.users["admin"], world.users["reviewer"]
+    for path, who, body in (
+        (f"/api/v1/adjustments/{huge}/approve", admin, {}),
+        (f"/api/v1/adjustments/{huge}/reject", admin, {"reason": "x"}),
+        (f"/api/v1/residents/{huge}/adjustments", admin, {"points": 5, "reason": "x"}),
+        (f"/api/v1/deeds/{huge}/approve", reviewer, {}),
+        (f"/api/v1/deeds/{huge}/objections", reviewer, {"reason": "x"}),
+        (f"/api/v1/deeds/{huge}/objections/{huge}/resolve", reviewer, {"decision": "upheld"}),
+    ):
+        assert client.post(path, json=body, headers=f.bearer(who)).status_code == 404, path
+    far = client.post(
+        "/api/v1/deeds",
+        headers=f.bearer(world.users["grid_worker"]),
+        json={"resident_id": huge, "deed_type": "haorenhaoshi", "description": "x", "occurred_on": "2026-11-01"},
+    )
+    assert far.status_code == 422
