@@ -419,6 +419,26 @@ def _book(session: Session, deed: Deed, now: datetime) -> tuple[int, int]:
     return moved, move.unpaid
 
 
+def public_notice(now: datetime, *, days: int = 30) -> sa.Select:
+    """What the public notice shows, newest first: deeds on notice (or held by an objection), and
+    those posted, or rejected on an upheld objection, in the last `days` days."""
+    since = now - timedelta(days=days)
+    upheld = sa.exists().where(
+        DeedObjection.deed_id == Deed.id, DeedObjection.status == "upheld", DeedObjection.resolved_at >= since
+    )
+    return (
+        sa.select(Deed)
+        .where(
+            sa.or_(
+                Deed.status == "approved",
+                sa.and_(Deed.status == "posted", Deed.posted_at >= since),
+                sa.and_(Deed.status == "rejected", upheld),
+            )
+        )
+        .order_by(Deed.id.desc())
+    )
+
+
 def public_name(user: User) -> str:
     """On the notice: the name only with consent, else masked (DESIGN §8)."""
     return user.name if user.consent_public_name else pii.mask_name(user.name)

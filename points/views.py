@@ -4,7 +4,7 @@ services as the API."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import sqlalchemy as sa
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -19,7 +19,7 @@ from core.errors import DomainError, NotFound
 from core.qr import qr_png
 from core.security import authorize
 from points import adjustments, archive, certificates, deeds, expiry
-from points.models import Adjustment, Deed, DeedObjection
+from points.models import Adjustment, Deed
 
 bp = Blueprint("points", __name__)
 
@@ -240,23 +240,8 @@ def review_deeds():
 
 @bp.get("/notices")
 def notices():
-    """The public notice (公示): approved deeds in their notice period; masked names without consent."""
-    since = utcnow() - timedelta(days=30)
-    upheld = sa.exists().where(
-        DeedObjection.deed_id == Deed.id, DeedObjection.status == "upheld", DeedObjection.resolved_at >= since
-    )
-    rows = db.session.scalars(
-        sa.select(Deed)
-        .where(
-            sa.or_(
-                Deed.status == "approved",
-                sa.and_(Deed.status == "posted", Deed.posted_at >= since),
-                sa.and_(Deed.status == "rejected", upheld),
-            )
-        )
-        .order_by(Deed.id.desc())
-        .limit(200)
-    ).all()
+    """The public notice (公示): deeds on notice, and recent outcomes; masked names without consent."""
+    rows = db.session.scalars(deeds.public_notice(utcnow()).limit(200)).all()
     return render_template(
         "points/notices.html", deeds=rows, public_name=deeds.public_name, now=utcnow(), in_notice=deeds.in_notice
     )
