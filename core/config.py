@@ -77,6 +77,9 @@ class Config:
     PERSONAL_CODE_STEP_SECONDS = 60
     PERSONAL_CODE_SKEW_STEPS = 1
 
+    # An admin adjustment of more points than this (either way) waits for a second admin.
+    ADJUSTMENT_REVIEW_ABOVE = _int("MORALCREDIT_ADJUSTMENT_REVIEW_ABOVE", 20)
+
     # Keys the ID-number digests; falls back to SECRET_KEY. Set it once, before residents register.
     PII_KEY = os.environ.get("MORALCREDIT_PII_KEY") or None
     AUDIT_RETENTION_DAYS = max(_int("MORALCREDIT_AUDIT_RETENTION_DAYS", 365), 183)

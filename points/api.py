@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import url_for
+from flask import jsonify, url_for
 
 from community import services as community_services
 from community.models import User
@@ -11,9 +11,12 @@ from core.api import endpoint, paginate
 from core.db import db, utcnow
 from core.errors import NotFound
 from core.security import authorize
-from points import archive, awards, certificates, deeds
+from points import adjustments, archive, certificates, deeds
 from points.models import Deed
 from points.schemas import (
+    AdjustmentQuery,
+    AdjustmentRejectSchema,
+    AdjustmentRequestSchema,
     AdjustmentSchema,
     ArchiveSchema,
     CertificateCheckSchema,
@@ -26,6 +29,8 @@ from points.schemas import (
     DeedTypeSchema,
     DeedVoidSchema,
     EntrySchema,
+    ObjectionRequestSchema,
+    ObjectionResolveSchema,
     ObjectionSchema,
     ReviewSchema,
     VerifySchema,
@@ -74,16 +79,18 @@ def verify_archive(user, resident_id):
 @endpoint(
     "/residents/<int:resident_id>/adjustments",
     "POST",
-    body=AdjustmentSchema,
+    body=AdjustmentRequestSchema,
     response=EntrySchema,
     status=201,
-    errors=(404,),
+    errors=(404, 409),
     idempotent=True,
     tag="points",
 )
 def adjust(user, resident_id, data, idempotency_key):
-    """An admin credits or debits a resident of their region, with a mandatory reason."""
-    return awards.adjust(
+    """An admin credits or debits a resident of their region, with a mandatory reason; never for
+    themselves. A small adjustment posts at once (201, the archive entry); a larger one answers 202
+    with the pending adjustment, which a second admin approves or rejects."""
+    adjustment = adjustments.request(
         actor=user,
         resident_id=resident_id,
         points=data["points"],
@@ -91,6 +98,44 @@ def adjust(user, resident_id, data, idempotency_key):
         key=idempotency_key,
         now=utcnow(),
     )
+    if adjustment.status == "posted":
+        return adjustment.entry
+    response = jsonify(AdjustmentSchema().dump(adjustment))
+    response.status_code = 202 if adjustment.status == "pending" else 200
+    return response
+
+
+@endpoint("/adjustments", query=AdjustmentQuery, response=AdjustmentSchema, paged=True, tag="points")
+def list_adjustments(user, query):
+    """Adjustments of residents in the caller's regions (admins), newest first; `?status=pending`."""
+    return paginate(adjustments.in_scope(user, query.get("status")), query, db.session)
+
+
+@endpoint(
+    "/adjustments/<int:adjustment_id>/approve",
+    "POST",
+    body=ReviewSchema,
+    response=AdjustmentSchema,
+    errors=(404, 409),
+    tag="points",
+)
+def approve_adjustment(user, adjustment_id, data):
+    """A second admin of the resident's region (not the requester, not the resident's household)
+    posts a pending adjustment."""
+    return adjustments.approve(actor=user, adjustment_id=adjustment_id, note=data.get("note"), now=utcnow())
+
+
+@endpoint(
+    "/adjustments/<int:adjustment_id>/reject",
+    "POST",
+    body=AdjustmentRejectSchema,
+    response=AdjustmentSchema,
+    errors=(404, 409),
+    tag="points",
+)
+def reject_adjustment(user, adjustment_id, data):
+    """An admin of the resident's region refuses a pending adjustment, with a reason."""
+    return adjustments.reject(actor=user, adjustment_id=adjustment_id, reason=data["reason"], now=utcnow())
 
 
 @endpoint("/deeds", "POST", body=DeedRequestSchema, response=DeedSchema, status=201, tag="points")
@@ -135,11 +180,38 @@ def void_deed(user, deed_id, data):
     return deeds.void(actor=user, deed_id=deed_id, reason=data["reason"], now=utcnow())
 
 
-@endpoint("/deeds/<int:deed_id>/objections", "POST", body=ObjectionSchema, status=201, errors=(404,), tag="points")
+@endpoint(
+    "/deeds/<int:deed_id>/objections",
+    "POST",
+    body=ObjectionRequestSchema,
+    response=ObjectionSchema,
+    status=201,
+    errors=(404, 409),
+    tag="points",
+)
 def object_to_deed(user, deed_id, data):
-    """Object to a deed on the public notice."""
-    objection = deeds.object_to(actor=user, deed_id=deed_id, text=data["text"], now=utcnow())
-    return {"id": objection.id, "deed_id": deed_id}
+    """Object to a deed during its public notice; the deed waits for a reviewer to resolve it."""
+    return deeds.object_to(actor=user, deed_id=deed_id, reason=data["reason"], now=utcnow())
+
+
+@endpoint(
+    "/deeds/<int:deed_id>/objections/<int:objection_id>/resolve",
+    "POST",
+    body=ObjectionResolveSchema,
+    response=ObjectionSchema,
+    errors=(404, 409),
+    tag="points",
+)
+def resolve_objection(user, deed_id, objection_id, data):
+    """A reviewer of the region upholds (the deed is rejected) or dismisses (it posts) an objection."""
+    return deeds.resolve_objection(
+        actor=user,
+        deed_id=deed_id,
+        objection_id=objection_id,
+        decision=data["decision"],
+        note=data.get("note"),
+        now=utcnow(),
+    )
 
 
 @endpoint("/deed-types", query=DeedTypeQuery, response=DeedTypeSchema, paged=True, auth=False, tag="points")

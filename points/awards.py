@@ -1,5 +1,6 @@
 """Points in and out of a resident's account, each with its archive entry, in one unit of work:
-service credits (called by the volunteer domain), admin adjustments, and reversals.
+service credits (called by the volunteer domain) and reversals. Admin adjustments live in
+`points.adjustments`.
 
 A reversal always reverses in full: what the resident already spent becomes a debt (shown on the
 archive), and every later credit pays debts first (`pay_debts`), so a correction never leaves the
@@ -14,10 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from community.models import Region, User
-from core import audit
 from core.db import db, unit_of_work
-from core.errors import Invalid, NotFound
-from core.security import authorize
+from core.errors import NotFound
 from points import archive, ledger
 from points.models import ArchiveEntry, Transfer
 from points.rules import Credit
@@ -160,65 +159,3 @@ def issuer_region(actor: User, resident: User, role: str = "admin") -> Region:
     if not chain:
         raise NotFound("not_a_resident")
     return db.session.get(Region, chain[0])
-
-
-def adjust(*, actor: User, resident_id: int, points: int, reason: str, key: str, now: datetime) -> ArchiveEntry:
-    """An admin of the resident's region credits (points > 0) or debits them, with a reason."""
-    reason = (reason or "").strip()
-    if not isinstance(points, int) or isinstance(points, bool) or points == 0:
-        raise Invalid("amount_invalid", errors={"points": ["积分须为非零整数"]})
-    if not reason:
-        raise Invalid("reason_required", errors={"reason": ["请填写调整原因"]})
-    with unit_of_work() as session:
-        authorize(actor, "admin")
-        resident = session.get(User, resident_id)
-        if resident is None:
-            raise NotFound("not_a_resident")
-        authorize(actor, "admin", resident, hide=True)
-        entry_key = f"adjustment:{resident.id}:{key}"
-        issuer = ledger.issuer_account(session, "region", issuer_region(actor, resident).id)
-        mine = ledger.resident_account(session, resident.id)
-        source, target = (issuer, mine) if points > 0 else (mine, issuer)
-        move = ledger.transfer(
-            session,
-            source=source,
-            target=target,
-            amount=abs(points),
-            kind="adjustment",
-            key=entry_key,
-            now=now,
-            actor_id=actor.id,
-            cause=("resident", resident.id),
-            details={"reason": reason},
-        )
-        # Looked up after the transfer (which locked the accounts): a concurrent repeat waits there
-        # and then finds the first request's entry instead of writing a second one.
-        done = session.scalar(
-            sa.select(ArchiveEntry).where(
-                ArchiveEntry.cause_type == "adjustment_key", ArchiveEntry.cause_id == entry_key
-            )
-        )
-        if done is not None:
-            return done
-        entry = archive.append(
-            session,
-            user_id=resident.id,
-            kind="adjustment",
-            occurred_at=now,
-            now=now,
-            summary=f"管理员调整：{reason}",
-            points=points,
-            details={"reason": reason, "by": actor.name},
-            transfer_id=move.transfer.id if move.transfer else None,
-            cause=("adjustment_key", entry_key),
-        )
-        audit.record(
-            "points.adjust",
-            "user",
-            resident.id,
-            actor=actor,
-            after={"points": points, "reason": reason},
-            region_id=resident.region_id,
-            now=now,
-        )
-    return entry

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from community.models import Department, Region, User
 from core.db import db, utcnow
-from points import awards, deeds, policies
+from points import adjustments, awards, deeds, policies
 from points.rules import credit
 
 ACTIVITIES = [
@@ -86,10 +86,10 @@ def seed() -> str:
         if i % 3 == 2:
             continue  # left pending, for the reviewer's queue
         deeds.approve(actor=reviewer, deed_id=deed.id, now=now - timedelta(days=(9 if i < 4 else 1)))
-    posted = deeds.post_due(now=now)
+    posted = deeds.post_due(now=now).posted
     admin = db.session.scalar(sa.select(User).where(User.phone == "13800000001"))
     for resident in residents[:3]:
-        awards.adjust(
+        adjustments.request(
             actor=admin,
             resident_id=resident.id,
             points=20,

@@ -13,8 +13,9 @@ from points import archive, deeds, expiry, ledger
 
 @job("post-deeds", minute="*/10")
 def post_deeds(*, now: datetime) -> str:
-    """Post approved deeds whose public notice has ended."""
-    return f"posted {deeds.post_due(now=now)}"
+    """Post approved deeds whose public notice has ended and that no open objection holds."""
+    run = deeds.post_due(now=now)
+    return f"posted {run.posted}, failed {run.failed}"
 
 
 @job("verify-archives", hour=2, minute=30)

@@ -1,5 +1,5 @@
-"""Tables of the points domain: accounts, transfers (the ledger), archive entries, rules, deeds,
-certificates and per-region policies.
+"""Tables of the points domain: accounts, transfers (the ledger), archive entries, rules, deeds and
+their objections, admin adjustments, certificates and per-region policies.
 
 Transfers and archive entries are append-only: the database refuses UPDATE and DELETE on them
 (triggers made by the migration). A resident account's balance can never go below zero (CHECK).
@@ -21,6 +21,13 @@ ENTRY_KINDS = ("service", "deed", "deduction", "redemption", "void", "reversal",
 
 
 GENESIS = "0" * 64
+
+# Ids come from URLs and forms: one beyond what an Integer key holds finds nothing (never a 500).
+MAX_ID = 2**31 - 1
+
+
+def fits_id(value: int) -> bool:
+    return 0 < value <= MAX_ID
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -225,7 +232,9 @@ class Deed(db.Model):
     deed_type: Mapped[DeedType] = relationship(lazy="selectin")
     region: Mapped[Region] = relationship(lazy="selectin")
     recorded_by: Mapped[User] = relationship(foreign_keys=[recorded_by_id], lazy="selectin")
-    objections: Mapped[list[DeedObjection]] = relationship(back_populates="deed", order_by="DeedObjection.id")
+    objections: Mapped[list[DeedObjection]] = relationship(
+        back_populates="deed", order_by="DeedObjection.id", lazy="selectin"
+    )
 
     __table_args__ = (sa.CheckConstraint(_in("status", DEED_STATUSES), name="status"),)
 
@@ -233,8 +242,12 @@ class Deed(db.Model):
         return self.region.scope_keys()
 
 
+OBJECTION_STATUSES = ("open", "upheld", "dismissed")
+
+
 class DeedObjection(db.Model):
-    """An objection raised during the public notice (公示期异议)."""
+    """An objection raised during the public notice (公示期异议). While one is open the deed does not
+    post; a reviewer upholds it (the deed is rejected) or dismisses it (the deed posts)."""
 
     __tablename__ = "deed_objection"
 
@@ -243,8 +256,51 @@ class DeedObjection(db.Model):
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="RESTRICT"))
     text: Mapped[str] = mapped_column(sa.String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(sa.String(16), default="open")
+    resolved_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="RESTRICT"))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolution_note: Mapped[str | None] = mapped_column(sa.String(255))
 
     deed: Mapped[Deed] = relationship(back_populates="objections")
+
+    __table_args__ = (sa.CheckConstraint(_in("status", OBJECTION_STATUSES), name="status"),)
+
+
+ADJUSTMENT_STATUSES = ("pending", "posted", "rejected")
+
+
+class Adjustment(db.Model):
+    """An admin's credit or debit of a resident's points, with a reason. Small ones post at once;
+    larger ones wait for a second admin (four eyes). Never for the admin or their household."""
+
+    __tablename__ = "adjustment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resident_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    issuer_region_id: Mapped[int] = mapped_column(sa.ForeignKey("region.id", ondelete="RESTRICT"))
+    points: Mapped[int] = mapped_column(sa.Integer)
+    reason: Mapped[str] = mapped_column(sa.String(200))
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending", index=True)
+    # The ledger key, derived from the request's Idempotency-Key: a repeat finds this row.
+    key: Mapped[str] = mapped_column(sa.String(128), unique=True)
+    requested_by_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="RESTRICT"))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="RESTRICT"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decision_note: Mapped[str | None] = mapped_column(sa.String(255))
+    entry_id: Mapped[int | None] = mapped_column(sa.ForeignKey("archive_entry.id", ondelete="RESTRICT"))
+
+    resident: Mapped[User] = relationship(foreign_keys=[resident_id], lazy="selectin")
+    requested_by: Mapped[User] = relationship(foreign_keys=[requested_by_id], lazy="selectin")
+    entry: Mapped[ArchiveEntry | None] = relationship(lazy="selectin")
+
+    __table_args__ = (
+        sa.CheckConstraint(_in("status", ADJUSTMENT_STATUSES), name="status"),
+        sa.CheckConstraint("points <> 0", name="nonzero"),
+    )
+
+    def scope_keys(self) -> set[tuple[str, int]]:
+        return self.resident.scope_keys()
 
 
 class Certificate(db.Model):

@@ -69,8 +69,35 @@ class DeedVoidSchema(BaseSchema):
     reason = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(min=1, max=255))
 
 
-class ObjectionSchema(BaseSchema):
-    text = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(min=1, max=500))
+class ObjectionRequestSchema(BaseSchema):
+    reason = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(min=1, max=500))
+
+
+class ObjectionResolveSchema(BaseSchema):
+    decision = fields.String(
+        required=True,
+        error_messages=REQUIRED,
+        validate=validate.OneOf(["upheld", "dismissed"], error="应为 upheld（异议成立）或 dismissed（异议不成立）"),
+    )
+    note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=255))
+
+
+class DeedObjectionSchema(BaseSchema):
+    """An objection as its deed's reviewers see it; the objector's identity is not shown."""
+
+    id = fields.Integer()
+    reason = fields.String(attribute="text")
+    status = fields.String()
+    note = fields.String(attribute="resolution_note", allow_none=True)
+    created_at = fields.DateTime()
+    resolved_at = fields.DateTime(allow_none=True)
+
+
+class ObjectionSchema(DeedObjectionSchema):
+    """An objection with its deed's id and the deed's status after the objection was filed or resolved."""
+
+    deed_id = fields.Integer()
+    deed_status = fields.Function(lambda o: o.deed.status)
 
 
 class DeedSchema(BaseSchema):
@@ -85,6 +112,7 @@ class DeedSchema(BaseSchema):
     notice_until = fields.DateTime(allow_none=True)
     posted_at = fields.DateTime(allow_none=True)
     recorded_at = fields.DateTime()
+    objections = fields.List(fields.Nested(DeedObjectionSchema))
 
 
 class DeedQuery(PageQuery):
@@ -101,9 +129,42 @@ class DeedTypeQuery(PageQuery):
     region_code = fields.String()
 
 
-class AdjustmentSchema(BaseSchema):
-    points = fields.Integer(required=True, strict=True, error_messages=REQUIRED)
+MAX_ADJUSTMENT = 10000
+
+
+class AdjustmentRequestSchema(BaseSchema):
+    points = fields.Integer(
+        required=True,
+        strict=True,
+        error_messages=REQUIRED,
+        validate=[
+            validate.Range(min=-MAX_ADJUSTMENT, max=MAX_ADJUSTMENT, error=f"积分须在 ±{MAX_ADJUSTMENT} 以内"),
+            validate.NoneOf([0], error="积分须为非零整数"),
+        ],
+    )
     reason = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(min=1, max=200))
+
+
+class AdjustmentRejectSchema(BaseSchema):
+    reason = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(min=1, max=255))
+
+
+class AdjustmentSchema(BaseSchema):
+    id = fields.Integer()
+    resident_id = fields.Integer()
+    points = fields.Integer()
+    reason = fields.String()
+    status = fields.String()
+    requested_by_id = fields.Integer()
+    requested_at = fields.DateTime()
+    decided_by_id = fields.Integer(allow_none=True)
+    decided_at = fields.DateTime(allow_none=True)
+    note = fields.String(attribute="decision_note", allow_none=True)
+    entry = fields.Nested(EntrySchema, allow_none=True)
+
+
+class AdjustmentQuery(PageQuery):
+    status = fields.String(validate=validate.OneOf(["pending", "posted", "rejected"]))
 
 
 class CertificateRequestSchema(BaseSchema):

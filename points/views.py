@@ -1,9 +1,10 @@
 """Pages of the points domain: my archive, certificates (printable, and their public check), the
-admin's residents, deeds (record, review, public notice). Same services as the API."""
+admin's residents and adjustments, deeds (record, review, public notice and its objections). Same
+services as the API."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import sqlalchemy as sa
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -17,8 +18,8 @@ from core.db import db, utcnow
 from core.errors import DomainError, NotFound
 from core.qr import qr_png
 from core.security import authorize
-from points import archive, certificates, deeds, expiry
-from points.models import Deed
+from points import adjustments, archive, certificates, deeds, expiry
+from points.models import Adjustment, Deed
 
 bp = Blueprint("points", __name__)
 
@@ -188,7 +189,12 @@ def new_deed():
             return redirect(url_for("points.new_deed"))
     types = db.session.scalars(deeds.types_for(roots[0] if roots else None)).all()
     return render_template(
-        "points/deed_form.html", people=people, types=types, today=utcnow().date(), mask_phone=pii.mask_phone
+        "points/deed_form.html",
+        people=people,
+        types=types,
+        today=utcnow().date(),
+        mask_phone=pii.mask_phone,
+        form=request.form,
     )
 
 
@@ -198,12 +204,18 @@ def deed_photo(deed_id: int):
     return uploads.send(deeds.photo_key(viewer=current_user, deed_id=deed_id), public=False)
 
 
+def _form_id(name: str) -> int:
+    """A row id from a form; anything but a plain, column-sized number is 0, which finds nothing."""
+    value = request.form.get(name, "")
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else 0
+
+
 @bp.route("/deeds/review", methods=["GET", "POST"])
 @login_required
 def review_deeds():
     authorize(current_user, deeds.REVIEWERS)
     if request.method == "POST":
-        action, deed_id = request.form.get("action"), int(request.form.get("deed_id") or 0)
+        action, deed_id = request.form.get("action"), _form_id("deed_id")
         try:
             if action == "approve":
                 deeds.approve(actor=current_user, deed_id=deed_id, now=utcnow())
@@ -211,6 +223,15 @@ def review_deeds():
                 deeds.reject(actor=current_user, deed_id=deed_id, note=request.form.get("note"), now=utcnow())
             elif action == "void":
                 deeds.void(actor=current_user, deed_id=deed_id, reason=request.form.get("reason", ""), now=utcnow())
+            elif action in ("upheld", "dismissed"):
+                deeds.resolve_objection(
+                    actor=current_user,
+                    deed_id=deed_id,
+                    objection_id=_form_id("objection_id"),
+                    decision=action,
+                    note=request.form.get("note"),
+                    now=utcnow(),
+                )
         except DomainError as error:
             flash(error.text, "error")
         else:
@@ -223,29 +244,60 @@ def review_deeds():
         .where(Deed.region_id.in_(region_ids), Deed.status.in_(("pending", "approved")))
         .order_by(Deed.id)
     ).all()
-    return render_template("points/deed_review.html", deeds=rows, now=utcnow(), public_name=deeds.public_name)
+    return render_template("points/deed_review.html", deeds=rows, now=utcnow(), in_notice=deeds.in_notice)
 
 
 @bp.get("/notices")
 def notices():
-    """The public notice (公示): approved deeds in their notice period; masked names without consent."""
-    since = utcnow() - timedelta(days=30)
-    rows = db.session.scalars(
-        sa.select(Deed)
-        .where(sa.or_(Deed.status == "approved", sa.and_(Deed.status == "posted", Deed.posted_at >= since)))
-        .order_by(Deed.id.desc())
-        .limit(200)
-    ).all()
-    return render_template("points/notices.html", deeds=rows, public_name=deeds.public_name, now=utcnow())
+    """The public notice (公示): deeds on notice, and recent outcomes; masked names without consent."""
+    rows = db.session.scalars(deeds.public_notice(utcnow()).limit(200)).all()
+    return render_template(
+        "points/notices.html", deeds=rows, public_name=deeds.public_name, now=utcnow(), in_notice=deeds.in_notice
+    )
 
 
 @bp.post("/notices/<int:deed_id>/objection")
 @login_required
 def object_to(deed_id: int):
     try:
-        deeds.object_to(actor=current_user, deed_id=deed_id, text=request.form.get("text", ""), now=utcnow())
+        deeds.object_to(actor=current_user, deed_id=deed_id, reason=request.form.get("reason", ""), now=utcnow())
     except DomainError as error:
         flash(error.text, "error")
     else:
         flash("异议已提交，审核员会核实处理", "success")
     return redirect(url_for("points.notices"))
+
+
+# Admin adjustments: the second pair of eyes -----------------------------------------------------
+
+
+@bp.route("/admin/adjustments", methods=["GET", "POST"])
+@login_required
+def review_adjustments():
+    """Pending adjustments of the admin's residents, to approve or reject; recent decisions below."""
+    authorize(current_user, "admin")
+    if request.method == "POST":
+        action, adjustment_id = request.form.get("action"), _form_id("adjustment_id")
+        try:
+            if action == "approve":
+                adjustments.approve(actor=current_user, adjustment_id=adjustment_id, now=utcnow())
+            elif action == "reject":
+                adjustments.reject(
+                    actor=current_user, adjustment_id=adjustment_id, reason=request.form.get("reason", ""), now=utcnow()
+                )
+        except DomainError as error:
+            flash(error.text, "error")
+        else:
+            flash("已处理", "success")
+        return redirect(url_for("points.review_adjustments"))
+    pending = db.session.scalars(adjustments.in_scope(current_user, "pending").limit(200)).all()
+    decided = db.session.scalars(
+        adjustments.in_scope(current_user).where(Adjustment.status != "pending").limit(30)
+    ).all()
+    return render_template(
+        "points/adjustment_review.html",
+        pending=pending,
+        decided=decided,
+        me=current_user,
+        review_above=adjustments.review_above(),
+    )

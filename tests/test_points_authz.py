@@ -7,7 +7,7 @@ import io
 import pytest
 
 from core.db import utcnow
-from points import certificates, deeds
+from points import adjustments, certificates, deeds
 from tests import factories as f
 from tests.authz import Case, World, check_matrix
 
@@ -44,6 +44,27 @@ def approved_deed(w: World) -> int:
         )
         w.extra["approved"] = deeds.approve(actor=w.users["reviewer"], deed_id=deed.id, now=utcnow()).id
     return w.extra["approved"]
+
+
+def objection(w: World) -> tuple[int, int]:
+    if "objection" not in w.extra:
+        deed_id = approved_deed(w)
+        w.extra["objection"] = (
+            deed_id,
+            deeds.object_to(actor=w.users["target"], deed_id=deed_id, reason="情况不属实", now=utcnow()).id,
+        )
+    return w.extra["objection"]
+
+
+def pending_adjustment(w: World) -> int:
+    """A large adjustment for the resident, asked by a second admin of the county (so that the
+    world's admin may approve it)."""
+    if "adjustment" not in w.extra:
+        requester = f.grant(f.user("4301", name="郑管理"), "admin", "region", "4301")
+        w.extra["adjustment"] = adjustments.request(
+            actor=requester, resident_id=resident_id(w), points=500, reason="抗洪表彰", key="authz", now=utcnow()
+        ).id
+    return w.extra["adjustment"]
 
 
 def certificate_code(w: World) -> str:
@@ -86,6 +107,29 @@ CASES = [
         {"admin": 201, "admin_elsewhere": 404, "anonymous": 401},
         body={"points": 5, "reason": "表彰"},
     ),
+    Case(
+        "list adjustments",
+        "GET",
+        "/api/v1/adjustments?status=pending",
+        403,
+        {"admin": 200, "admin_elsewhere": 200, "anonymous": 401},
+    ),
+    Case(
+        "approve adjustment",
+        "POST",
+        lambda w: f"/api/v1/adjustments/{pending_adjustment(w)}/approve",
+        403,
+        {"admin": 200, "admin_elsewhere": 404, "anonymous": 401},
+        body={},
+    ),
+    Case(
+        "reject adjustment",
+        "POST",
+        lambda w: f"/api/v1/adjustments/{pending_adjustment(w)}/reject",
+        403,
+        {"admin": 200, "admin_elsewhere": 404, "anonymous": 401},
+        body={"reason": "材料不全"},
+    ),
     Case("record deed", "POST", "/api/v1/deeds", 403, {"grid_worker": 201, "anonymous": 401}, body=deed_body),
     Case(
         "list deeds",
@@ -110,7 +154,15 @@ CASES = [
         lambda w: f"/api/v1/deeds/{approved_deed(w)}/objections",
         201,
         SIGNED_IN,
-        body={"text": "情况不属实"},
+        body={"reason": "情况不属实"},
+    ),
+    Case(
+        "resolve objection",
+        "POST",
+        lambda w: "/api/v1/deeds/{}/objections/{}/resolve".format(*objection(w)),
+        403,
+        REVIEW,
+        body={"decision": "dismissed", "note": "经核实属实"},
     ),
     Case("deed types", "GET", "/api/v1/deed-types", 200),
     Case("check certificate", "GET", lambda w: f"/api/v1/certificates/{certificate_code(w)}", 200),
@@ -160,6 +212,23 @@ CASES = [
         {"admin": 200, "reviewer": 200, "admin_elsewhere": 404, "anonymous": 302},
         page=True,
     ),
+    Case(
+        "adjustments page",
+        "GET",
+        "/admin/adjustments",
+        403,
+        {"admin": 200, "admin_elsewhere": 200, "anonymous": 302},
+        page=True,
+    ),
+    Case(
+        "adjustments form",
+        "POST",
+        "/admin/adjustments",
+        403,
+        {"admin": 302, "admin_elsewhere": 302, "anonymous": 302},
+        page=True,
+        body=lambda w: {"action": "approve", "adjustment_id": str(pending_adjustment(w))},
+    ),
     Case("deed form", "GET", "/deeds/new", 403, {"grid_worker": 200, "anonymous": 302}, page=True),
     Case(
         "deed form post",
@@ -206,7 +275,7 @@ CASES = [
         lambda w: f"/notices/{approved_deed(w)}/objection",
         302,
         page=True,
-        body={"text": "情况不属实"},
+        body={"reason": "情况不属实"},
     ),
 ]
 
