@@ -18,6 +18,7 @@ MESSAGES = {
     "times_invalid": "签到、签退时间不正确",
     "not_auto_closed": "只有自动签退的记录需要确认",
     "volunteer_not_signed_up": "该志愿者没有报名或尚未确认，不能补录",
+    "region_outside_department": "活动地点须在本部门所辖地区之内",
 }
 
 register_messages(MESSAGES)
