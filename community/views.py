@@ -15,6 +15,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from community import accounts, pii, services
 from community.models import LEVEL_NAMES, LEVEL_RANK, ROLE_NAMES, ROLE_SCOPES, Department, Region, RoleGrant, User
+from core.bounds import form_int
 from core.db import db, utcnow
 from core.errors import DomainError, RateLimited, Unauthorized
 from core.security import authorize
@@ -241,7 +242,7 @@ def admin_roles():
     if request.method == "POST":
         form = request.form
         try:
-            user_id = int(form.get("user_id", "0") or 0)
+            user_id = form_int(form, "user_id", minimum=1, required=True, message="请选择用户")
             services.grant_role(
                 actor=current_user,
                 user_id=user_id,
