@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date
+from functools import partial
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from community import services as community_services
 from community.models import Region, User
-from core import uploads
-from core.db import db, utcnow
+from core import clock, uploads
+from core.bounds import POINTS_MAX, STOCK_MAX, form_int
+from core.db import db
 from core.errors import DomainError, NotFound
 from core.security import authorize, covers
 from exchange import redemption as redemptions
@@ -53,7 +54,7 @@ def create_store():
             actor=current_user,
             name=request.form.get("name", ""),
             region_code=request.form.get("region_code", ""),
-            now=utcnow(),
+            now=clock.now(),
             opening_hours=request.form.get("opening_hours") or None,
         )
     except DomainError as error:
@@ -74,7 +75,12 @@ def grant_clerk(store_id: int):
     else:
         try:
             community_services.grant_role(
-                actor=current_user, user_id=user.id, role="clerk", scope_type="store", scope_id=store.id, now=utcnow()
+                actor=current_user,
+                user_id=user.id,
+                role="clerk",
+                scope_type="store",
+                scope_id=store.id,
+                now=clock.now(),
             )
         except DomainError as error:
             flash(error.text, "error")
@@ -108,50 +114,57 @@ def receipt(store_id: int, redemption_id: int):
 def goods(store_id: int):
     store = _staff_store(store_id)
     if request.method == "POST":
-        form = request.form
         try:
-            if form.get("action") == "add":
-                stores.add_item(
-                    actor=current_user,
-                    store_id=store.id,
-                    name=form.get("name", ""),
-                    unit=form.get("unit", ""),
-                    points_price=int(form.get("points_price") or 0),
-                    stock=int(form.get("stock") or 0),
-                    low_stock_threshold=int(form.get("low_stock_threshold") or 5),
-                    monthly_limit=int(form["monthly_limit"]) if form.get("monthly_limit") else None,
-                    category=form.get("category") or None,
-                    picture=uploads.from_request("picture"),
-                    now=utcnow(),
-                )
-                flash("已上架", "success")
-            elif form.get("action") == "picture":
-                stores.set_picture(
-                    actor=current_user,
-                    item_id=int(form.get("item_id") or 0),
-                    picture=None if form.get("remove") else (uploads.from_request("picture") or b""),
-                    now=utcnow(),
-                )
-                flash("图片已更新", "success")
-            else:
-                reason = form.get("reason", "purchase")
-                counted = int(form["counted"]) if reason == "stocktake" and form.get("counted") else None
-                stores.receive(
-                    actor=current_user,
-                    item_id=int(form.get("item_id") or 0),
-                    reason=reason,
-                    delta=int(form.get("delta") or 0),
-                    counted=counted,
-                    donor=form.get("donor"),
-                    note=form.get("note"),
-                    now=utcnow(),
-                )
-                flash("已入库" if reason != "stocktake" else "盘点已记录", "success")
-        except ValueError:
-            flash("请填写正确的数字", "error")
+            _change_goods(store, request.form)
         except DomainError as error:
+            # Shown again as typed, with what is wrong, instead of a blank form.
             flash(error.text, "error")
+            return _goods_page(store, form=request.form), error.status
         return redirect(url_for("exchange.goods", store_id=store.id))
+    return _goods_page(store)
+
+
+def _change_goods(store: Store, form) -> None:
+    number = partial(form_int, form)
+    if form.get("action") == "add":
+        stores.add_item(
+            actor=current_user,
+            store_id=store.id,
+            name=form.get("name", ""),
+            unit=form.get("unit", ""),
+            points_price=number("points_price", minimum=1, maximum=POINTS_MAX, required=True),
+            stock=number("stock", minimum=0, maximum=STOCK_MAX, default=0),
+            low_stock_threshold=number("low_stock_threshold", minimum=0, maximum=STOCK_MAX, default=5),
+            monthly_limit=number("monthly_limit", minimum=1, maximum=STOCK_MAX),
+            category=form.get("category") or None,
+            picture=uploads.from_request("picture"),
+            now=clock.now(),
+        )
+        flash("已上架", "success")
+    elif form.get("action") == "picture":
+        stores.set_picture(
+            actor=current_user,
+            item_id=number("item_id", minimum=1, required=True),
+            picture=None if form.get("remove") else (uploads.from_request("picture") or b""),
+            now=clock.now(),
+        )
+        flash("图片已更新", "success")
+    else:
+        reason = form.get("reason", "purchase")
+        stores.receive(
+            actor=current_user,
+            item_id=number("item_id", minimum=1, required=True),
+            reason=reason,
+            delta=number("delta", minimum=-STOCK_MAX, maximum=STOCK_MAX, default=0),
+            counted=number("counted", minimum=0, maximum=STOCK_MAX) if reason == "stocktake" else None,
+            donor=form.get("donor"),
+            note=form.get("note"),
+            now=clock.now(),
+        )
+        flash("已入库" if reason != "stocktake" else "盘点已记录", "success")
+
+
+def _goods_page(store: Store, form=None) -> str:
     items = db.session.scalars(sa.select(Item).where(Item.store_id == store.id).order_by(Item.id)).all()
     movements = db.session.scalars(
         sa.select(StockMovement).join(Item).where(Item.store_id == store.id).order_by(StockMovement.id.desc()).limit(30)
@@ -162,6 +175,7 @@ def goods(store_id: int):
         items=items,
         movements=movements,
         is_admin=covers(current_user, "admin", store),
+        form=form or {},
     )
 
 
@@ -175,14 +189,13 @@ def item_picture(store_id: int, item_id: int):
 @login_required
 def report(store_id: int):
     store = _staff_store(store_id)
-    zone = ZoneInfo(current_app.config["TIMEZONE"])
     try:
         day = date.fromisoformat(request.args.get("date", "")) if request.args.get("date") else None
     except ValueError:
         day = None
-    day = day or utcnow().astimezone(zone).date()
-    start = datetime.combine(day, time.min, tzinfo=zone)
-    data = redemptions.day_report(store, start, start + timedelta(days=1))
+    today = clock.today()
+    day = day or today
+    data = redemptions.day_report(store, *clock.day_range(day))
     low = db.session.scalars(
         sa.select(Item).where(Item.store_id == store.id, Item.active.is_(True), Item.stock <= Item.low_stock_threshold)
     ).all()
@@ -193,7 +206,7 @@ def report(store_id: int):
         data=data,
         low=low,
         can_void_all=covers(current_user, "admin", store),
-        today=utcnow().astimezone(zone).date(),
+        today=today,
     )
 
 
@@ -203,7 +216,7 @@ def void(store_id: int, redemption_id: int):
     store = _staff_store(store_id)
     try:
         redemptions.void(
-            actor=current_user, redemption_id=redemption_id, reason=request.form.get("reason", ""), now=utcnow()
+            actor=current_user, redemption_id=redemption_id, reason=request.form.get("reason", ""), now=clock.now()
         )
     except DomainError as error:
         flash(error.text, "error")

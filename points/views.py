@@ -12,9 +12,10 @@ from flask_login import current_user, login_required
 from community import pii
 from community import services as community_services
 from community.models import Household, Region, User
-from core import uploads
-from core.db import db, utcnow
-from core.errors import DomainError, NotFound
+from core import clock, uploads
+from core.bounds import form_int
+from core.db import db
+from core.errors import DomainError, Invalid, NotFound
 from core.qr import qr_png
 from core.security import authorize
 from points import archive, certificates, deeds, expiry
@@ -34,29 +35,34 @@ def my_archive():
         totals=archive.totals(db.session, user.id),
         entries=list(reversed(archive.entries(db.session, user.id))),
         head=archive.head_hash(db.session, user.id),
-        lapse=expiry.next_lapse(user, utcnow().date()),
+        lapse=expiry.next_lapse(user, clock.today()),
     )
 
 
 @bp.route("/my/certificates", methods=["GET", "POST"])
 @login_required
 def my_certificates():
-    today = utcnow().date()
+    today = clock.today()  # the local day: a certificate asked for at 01:30 covers today's hours
+    start, end = date(today.year, 1, 1).isoformat(), today.isoformat()
+    status = 200
     if request.method == "POST":
+        start, end = request.form.get("from", ""), request.form.get("to", "")
         try:
             cert = certificates.issue(
                 user=current_user,
-                period_from=date.fromisoformat(request.form.get("from", "")),
-                period_to=date.fromisoformat(request.form.get("to", "")),
-                now=utcnow(),
+                period_from=date.fromisoformat(start),
+                period_to=date.fromisoformat(end),
+                now=clock.now(),
             )
         except ValueError:
             flash("请选择正确的起止日期", "error")
+            status = 422
         except DomainError as error:
             flash(error.text, "error")
+            status = error.status
         else:
             return redirect(url_for("points.certificate_print", code=cert.code))
-    return render_template("points/certificate_form.html", start=date(today.year, 1, 1), end=today)
+    return render_template("points/certificate_form.html", start=start, end=end, today=today), status
 
 
 @bp.get("/my/certificates/<code>")
@@ -158,29 +164,33 @@ def new_deed():
     roots = community_services.admin_regions(current_user, roles=("grid_worker",))
     scope = sa.or_(*[community_services.subtree(r) for r in roots])
     people = db.session.scalars(sa.select(User).join(User.region).where(scope).order_by(User.name).limit(500)).all()
+    today = clock.today()  # the local day: at 01:30 in Beijing the UTC date is still yesterday
+    form, status = {}, 200
     if request.method == "POST":
         form = request.form
         try:
             deed = deeds.record(
                 actor=current_user,
-                resident_id=int(form.get("resident_id") or 0),
+                resident_id=form_int(form, "resident_id", minimum=1, required=True, message="请选择居民"),
                 deed_type=form.get("deed_type", ""),
                 description=form.get("description", ""),
-                occurred_on=date.fromisoformat(form.get("occurred_on") or utcnow().date().isoformat()),
+                occurred_on=date.fromisoformat(form.get("occurred_on") or today.isoformat()),
                 photo=uploads.from_request("photo"),
-                now=utcnow(),
+                now=clock.now(),
             )
         except ValueError:
-            flash("请检查居民和日期", "error")
+            flash("请选择正确的发生日期", "error")
+            status = 422
         except DomainError as error:
             flash(error.text, "error")
+            status = error.status
         else:
             flash(f"已提交「{deed.deed_type.name}」，等待审核", "success")
             return redirect(url_for("points.new_deed"))
     types = db.session.scalars(deeds.types_for(roots[0] if roots else None)).all()
     return render_template(
-        "points/deed_form.html", people=people, types=types, today=utcnow().date(), mask_phone=pii.mask_phone
-    )
+        "points/deed_form.html", people=people, types=types, today=today, form=form, mask_phone=pii.mask_phone
+    ), status
 
 
 @bp.get("/deeds/<int:deed_id>/photo")
@@ -194,14 +204,17 @@ def deed_photo(deed_id: int):
 def review_deeds():
     authorize(current_user, deeds.REVIEWERS)
     if request.method == "POST":
-        action, deed_id = request.form.get("action"), int(request.form.get("deed_id") or 0)
+        action = request.form.get("action")
         try:
+            deed_id = form_int(request.form, "deed_id", minimum=1, required=True, message="请选择要处理的记录")
             if action == "approve":
-                deeds.approve(actor=current_user, deed_id=deed_id, now=utcnow())
+                deeds.approve(actor=current_user, deed_id=deed_id, now=clock.now())
             elif action == "reject":
-                deeds.reject(actor=current_user, deed_id=deed_id, note=request.form.get("note"), now=utcnow())
+                deeds.reject(actor=current_user, deed_id=deed_id, note=request.form.get("note"), now=clock.now())
             elif action == "void":
-                deeds.void(actor=current_user, deed_id=deed_id, reason=request.form.get("reason", ""), now=utcnow())
+                deeds.void(actor=current_user, deed_id=deed_id, reason=request.form.get("reason", ""), now=clock.now())
+            else:
+                raise Invalid(errors={"action": ["请选择操作"]})
         except DomainError as error:
             flash(error.text, "error")
         else:
@@ -214,27 +227,27 @@ def review_deeds():
         .where(Deed.region_id.in_(region_ids), Deed.status.in_(("pending", "approved")))
         .order_by(Deed.id)
     ).all()
-    return render_template("points/deed_review.html", deeds=rows, now=utcnow(), public_name=deeds.public_name)
+    return render_template("points/deed_review.html", deeds=rows, now=clock.now(), public_name=deeds.public_name)
 
 
 @bp.get("/notices")
 def notices():
     """The public notice (公示): approved deeds in their notice period; masked names without consent."""
-    since = utcnow() - timedelta(days=30)
+    since = clock.now() - timedelta(days=30)
     rows = db.session.scalars(
         sa.select(Deed)
         .where(sa.or_(Deed.status == "approved", sa.and_(Deed.status == "posted", Deed.posted_at >= since)))
         .order_by(Deed.id.desc())
         .limit(200)
     ).all()
-    return render_template("points/notices.html", deeds=rows, public_name=deeds.public_name, now=utcnow())
+    return render_template("points/notices.html", deeds=rows, public_name=deeds.public_name, now=clock.now())
 
 
 @bp.post("/notices/<int:deed_id>/objection")
 @login_required
 def object_to(deed_id: int):
     try:
-        deeds.object_to(actor=current_user, deed_id=deed_id, text=request.form.get("text", ""), now=utcnow())
+        deeds.object_to(actor=current_user, deed_id=deed_id, text=request.form.get("text", ""), now=clock.now())
     except DomainError as error:
         flash(error.text, "error")
     else:
