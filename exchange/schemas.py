@@ -167,4 +167,4 @@ class ResidentLookupSchema(BaseSchema):
 class LookupQuery(BaseSchema):
     code = fields.String(validate=validate.Length(max=128))
     name = fields.String(validate=validate.Length(max=32))
-    phone_tail = fields.String(validate=validate.Regexp(r"^\d{4}$", error="手机号后 4 位"))
+    phone_tail = fields.String(validate=validate.Regexp(r"^[0-9]{4}\Z", error="手机号后 4 位"))

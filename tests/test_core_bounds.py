@@ -290,3 +290,37 @@ def test_a_bad_user_on_the_roles_page_is_explained(app, w, user_id):
 def test_page_forms_tell_the_browser_the_same_bounds(app, w):
     html = signed_in(app, w.users["clerk"]).get(f"/stores/{w.stores['s1'].id}/goods").get_data(as_text=True)
     assert f'max="{bounds.POINTS_MAX}"' in html and f'max="{bounds.STOCK_MAX}"' in html
+
+
+# Numbers that are not integers but must be ASCII digits too -------------------------------------
+
+FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+
+
+def id_number(body: str) -> str:
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, weights, strict=True)) % 11]
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        # Only the digits a pattern or a check does not pin down: what slipped through before.
+        ("phone", "13" + "912345678".translate(FULL_WIDTH)),
+        ("id_number", "43092219900101123".translate(FULL_WIDTH) + id_number("43092219900101123")[-1]),
+    ],
+    ids=["full_width_phone", "full_width_id_number"],
+)
+def test_a_phone_or_id_number_in_other_digits_is_refused_not_a_second_spelling(client, w, field, value):
+    body = {"phone": "13912345670", "name": "张三", "password": "Abcd1234", "region_code": "43010101", field: value}
+    answer = problem(client.post("/api/v1/auth/register", json=body))
+    assert field in answer["errors"]
+
+
+def test_a_phone_tail_in_other_digits_is_a_422(client, w):
+    answer = client.get(
+        f"/api/v1/stores/{w.stores['s1'].id}/residents",
+        query_string={"name": "张小明", "phone_tail": "５６７８"},
+        headers=f.bearer(w.users["clerk"]),
+    )
+    assert "phone_tail" in problem(answer)["errors"]
