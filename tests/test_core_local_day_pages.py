@@ -73,3 +73,15 @@ def test_at_half_past_one_the_stores_daily_report_shows_the_local_day(app, w, ea
     assert f'name="date" value="{LOCAL_TODAY}"' in html
     listed = page.get(f"/api/v1/stores/{w.stores['s1'].id}/redemptions").get_json()
     assert listed["date"] == LOCAL_TODAY.isoformat()
+
+
+def test_the_low_stock_notice_is_once_a_local_day_not_once_a_utc_day(app, w):
+    from core.notify import Notification
+    from exchange import jobs
+
+    assert w.items["oil"].stock <= w.items["oil"].low_stock_threshold
+    jobs.low_stock(now=datetime(2027, 1, 4, 0, 0, tzinfo=UTC))  # 08:00 on the 4th in Beijing
+    jobs.low_stock(now=EARLY)  # 01:30 on the 5th in Beijing: a new day, though UTC still says the 4th
+    db.session.rollback()
+    days = db.session.scalars(sa.select(Notification.key).where(Notification.kind == "low_stock")).all()
+    assert len(days) == 2
