@@ -324,3 +324,12 @@ def test_a_phone_tail_in_other_digits_is_a_422(client, w):
         headers=f.bearer(w.users["clerk"]),
     )
     assert "phone_tail" in problem(answer)["errors"]
+
+
+@pytest.mark.parametrize("action", ["annul", "confirm", "approve"])
+def test_an_organizer_form_naming_a_volunteer_beyond_the_column_gets_a_message(app, w, action):
+    page = signed_in(app, w.users["organizer"])
+    form = {"action": action, "user_id": str(HUGE), "signup_id": str(HUGE), "reason": "签错了"}
+    answer = page.post(f"/organizer/activities/{running(w)}", data={"csrf_token": csrf_token(page), **form})
+    assert answer.status_code == 302
+    assert "flash-error" in page.get(answer.headers["Location"]).get_data(as_text=True)
