@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from flask import current_app
 
+from core.bounds import parse_int
 from core.errors import Invalid
 from core.security import derived_key
 
@@ -43,9 +44,13 @@ def issue(user_id: int, version: int, now: datetime) -> tuple[str, datetime]:
 def parse(code: str) -> tuple[int, int, str]:
     """Split a code into (user id, step, signature) or raise Invalid('code_invalid')."""
     parts = code.strip().upper().split(".")
-    if len(parts) != 4 or parts[0] != PREFIX or not parts[1].isdigit() or not parts[2].isdigit():
+    # compare_digest refuses (TypeError) a str with non-ASCII characters: such a code is simply invalid.
+    if len(parts) != 4 or parts[0] != PREFIX or not parts[3].isascii():
         raise Invalid("code_invalid")
-    return int(parts[1]), int(parts[2]), parts[3]
+    try:
+        return parse_int(parts[1], minimum=1), parse_int(parts[2], minimum=0, maximum=10**15), parts[3]
+    except ValueError:
+        raise Invalid("code_invalid") from None
 
 
 def verify(code: str, now: datetime, lookup: Callable[[int], int | None]) -> int:

@@ -15,8 +15,10 @@ from flask import current_app
 
 from core.security import keyed_digest
 
-PHONE = re.compile(r"^1[3-9]\d{9}$")
-_ID18 = re.compile(r"^\d{17}[\dX]$")
+# ASCII digits only, to the very end: "１３９…" (full-width) or a trailing newline would be another
+# spelling of the same number and slip past the uniqueness of phones and ID numbers.
+PHONE = re.compile(r"^1[3-9][0-9]{9}\Z")
+_ID18 = re.compile(r"^[0-9]{17}[0-9X]\Z")
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
 

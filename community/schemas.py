@@ -8,6 +8,7 @@ from community import pii
 from community.models import LEVEL_RANK, ROLES, SCOPE_TYPES
 from community.services import scope_label
 from core.api import BaseSchema, PageQuery
+from core.bounds import ID
 from core.db import utcnow
 
 REQUIRED = {"required": "必填"}
@@ -82,7 +83,7 @@ class CodeSchema(BaseSchema):
 
 
 class GrantRequestSchema(BaseSchema):
-    user_id = fields.Integer(required=True, error_messages=REQUIRED, strict=True)
+    user_id = fields.Integer(required=True, error_messages=REQUIRED, strict=True, validate=ID)
     role = fields.String(required=True, error_messages=REQUIRED, validate=validate.OneOf(ROLES))
     scope_type = fields.String(required=True, error_messages=REQUIRED, validate=validate.OneOf(SCOPE_TYPES))
     scope_id = fields.Raw(required=True, error_messages=REQUIRED)
@@ -94,7 +95,7 @@ class GrantSchema(RoleOutSchema):
 
 
 class RoleQuery(PageQuery):
-    user_id = fields.Integer()
+    user_id = fields.Integer(validate=ID)
 
 
 class RegionSchema(BaseSchema):

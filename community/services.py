@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from community.messages import MESSAGES
 from community.models import LEVEL_RANK, ROLE_SCOPES, ROLES, SCOPE_TYPES, Department, Region, RoleGrant, User
 from core import audit
+from core.bounds import INT_MAX, parse_int
 from core.db import db, unit_of_work
 from core.errors import Conflict, Invalid, NotFound
 from core.security import ScopeTarget, authorize
@@ -168,8 +169,10 @@ def resolve_scope(scope_type: str, scope_id: str | int, *, session: Session | No
     if scope_type == "region":
         return region_by_code(str(scope_id), session=session)
     try:
-        ident = int(scope_id)
+        ident = scope_id if type(scope_id) is int else parse_int(str(scope_id), minimum=1)
     except (TypeError, ValueError):
+        return None
+    if not 1 <= ident <= INT_MAX:
         return None
     if scope_type == "department":
         return session.get(Department, ident)

@@ -7,6 +7,7 @@ field errors on the same page (a friendly message, never a 500).
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import sqlalchemy as sa
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -15,6 +16,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from community import accounts, pii, services, signin
 from community.models import LEVEL_NAMES, LEVEL_RANK, ROLE_NAMES, ROLE_SCOPES, Department, Region, RoleGrant, User
 from core import clock
+from core.bounds import form_int
 from core.db import db, utcnow
 from core.errors import DomainError, RateLimited, Unauthorized
 from core.security import authorize
@@ -23,8 +25,18 @@ bp = Blueprint("community", __name__)
 
 
 def _safe_next(target: str | None) -> str:
-    # Only same-site relative paths: never an open redirect.
-    if target and target.startswith("/") and not target.startswith("//"):
+    """Where to go after signing in: only a path on this site, never an open redirect.
+
+    Browsers drop tabs and newlines inside a URL and read a backslash as a slash, so a `next` of
+    slash-tab-slash-host or slash-backslash-host leads to another site. A target with blanks or
+    control characters, or one that (decoded, blanks dropped) starts with two slashes or carries a
+    scheme or a host, falls back to the home page.
+    """
+    if not target or any(ch.isspace() or not ch.isprintable() for ch in target):
+        return url_for("community.home")
+    cleaned = "".join(ch for ch in unquote(target) if ch.isprintable() and not ch.isspace()).replace("\\", "/")
+    parts = urlsplit(cleaned)
+    if cleaned.startswith("/") and not cleaned.startswith("//") and not parts.scheme and not parts.netloc:
         return target
     return url_for("community.home")
 
@@ -238,7 +250,7 @@ def admin_roles():
     if request.method == "POST":
         form = request.form
         try:
-            user_id = int(form.get("user_id", "0") or 0)
+            user_id = form_int(form, "user_id", minimum=1, required=True, message="请选择用户")
             services.grant_role(
                 actor=current_user,
                 user_id=user_id,

@@ -24,6 +24,7 @@ from flask_wtf.csrf import CSRFError
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from core import idempotency
+from core.bounds import INT_MAX
 from core.errors import BadRequest, DomainError, Invalid, Unauthorized, problem
 from core.extensions import csrf
 from core.security import read_api_token
@@ -41,8 +42,8 @@ class BaseSchema(Schema):
 
 
 class PageQuery(BaseSchema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
-    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=INT_MAX))
+    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=INT_MAX))
 
 
 class ProblemSchema(Schema):

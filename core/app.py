@@ -14,8 +14,9 @@ import click
 from flask import Flask, jsonify, request
 from flask.cli import AppGroup
 
-from core import errors
+from core import bounds, errors
 from core.api import api, openapi_document
+from core.bounds import BoundedIntConverter
 from core.config import load_config
 from core.db import db
 from core.extensions import csrf, login_manager, migrate
@@ -33,6 +34,7 @@ def create_app(env: str | None = None, overrides: dict[str, Any] | None = None) 
         static_folder=os.path.join(ROOT, "static"),
         instance_path=os.path.join(ROOT, "instance"),
     )
+    app.url_map.converters["int"] = BoundedIntConverter  # before any route is added
     app.config.from_mapping(load_config(env, overrides))
     app.json.ensure_ascii = False
     os.makedirs(app.config["INSTANCE_DIR"], exist_ok=True)
@@ -108,7 +110,7 @@ def _register_templates(app: Flask) -> None:
 
     @app.context_processor
     def globals_() -> dict[str, Any]:
-        return {"app_version": VERSION}
+        return {"app_version": VERSION, "bounds": bounds}
 
 
 def _register_cli(app: Flask) -> None:

@@ -54,14 +54,16 @@ def normalize(raw: bytes, field: str = "photo") -> tuple[bytes, int, int]:
         raise _bad(field, "请选择一张图片")
     if len(raw) > MAX_BYTES:
         raise _bad(field, f"图片不能超过 {MAX_BYTES // (1024 * 1024)} MB")
+    too_big = _bad(field, f"图片像素过大（最多 {MAX_PIXELS // 1_000_000} 百万像素），请缩小后再上传")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Opening reads only the header; the declared size is checked before any pixel is decoded.
             with Image.open(io.BytesIO(raw)) as probe:
                 if probe.format not in FORMATS:
                     raise _bad(field, "只支持 JPG、PNG、WebP 或 GIF 图片")
                 if probe.width * probe.height > MAX_PIXELS:
-                    raise _bad(field, "图片像素过大")
+                    raise too_big
                 probe.verify()
             with Image.open(io.BytesIO(raw)) as image:
                 image.seek(0)
@@ -70,7 +72,10 @@ def normalize(raw: bytes, field: str = "photo") -> tuple[bytes, int, int]:
                 picture.thumbnail((MAX_SIDE, MAX_SIDE))
                 out = io.BytesIO()
                 picture.save(out, "JPEG", quality=82, optimize=True)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow refuses a header that declares far more pixels than it will decode (a "bomb").
+        raise too_big from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise _bad(field, "无法识别这张图片，请换一张") from exc
     return out.getvalue(), picture.width, picture.height
 

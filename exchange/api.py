@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo
-
 import sqlalchemy as sa
-from flask import current_app
 
 from community import services as community_services
+from core import clock
 from core.api import endpoint, paginate
 from core.db import db, utcnow
 from core.errors import Invalid
@@ -177,10 +174,8 @@ def list_redemptions(user, store_id, query):
     """The store's redemptions of one local day, with the day's totals."""
     store = stores.get_store(store_id)
     authorize(user, ("clerk", "admin"), store, hide=True)
-    zone = ZoneInfo(current_app.config["TIMEZONE"])
-    day = query.get("date") or utcnow().astimezone(zone).date()
-    start = datetime.combine(day, time.min, tzinfo=zone)
-    end = start + timedelta(days=1)
+    day = query.get("date") or clock.today()
+    start, end = clock.day_range(day)
     report = redemptions.day_report(store, start, end)
     select = (
         sa.select(Redemption)

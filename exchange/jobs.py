@@ -7,6 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from community.models import RoleGrant
+from core import clock
 from core.db import db, unit_of_work
 from core.jobs import job
 from core.notify import queue
@@ -17,6 +18,7 @@ from exchange.models import Item, Store
 def low_stock(*, now: datetime) -> str:
     """Tell each store's clerks which goods are at or below their warning level (once a day)."""
     notices = 0
+    day = clock.today(now).isoformat()  # once a local day; the UTC date turns at 08:00 in Beijing
     for store in db.session.scalars(sa.select(Store).where(Store.active.is_(True))).all():
         low = db.session.scalars(
             sa.select(Item).where(
@@ -40,7 +42,7 @@ def low_stock(*, now: datetime) -> str:
                     kind="low_stock",
                     title=f"{store_name}库存预警",
                     body=body,
-                    key=f"low-stock:{store_id}:{now.date().isoformat()}:{user_id}",
+                    key=f"low-stock:{store_id}:{day}:{user_id}",
                     now=now,
                 )
                 notices += 1

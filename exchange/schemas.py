@@ -7,6 +7,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from community import pii
 from core.api import BaseSchema, PageQuery
+from core.bounds import ID, POINTS_MAX, STOCK_MAX
 
 REQUIRED = {"required": "必填"}
 
@@ -28,11 +29,18 @@ class ItemSchema(BaseSchema):
     name = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(min=1, max=64))
     unit = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(min=1, max=16))
     points_price = fields.Integer(
-        required=True, strict=True, error_messages=REQUIRED, validate=validate.Range(min=1, error="所需积分须为正整数")
+        required=True,
+        strict=True,
+        error_messages=REQUIRED,
+        validate=validate.Range(min=1, max=POINTS_MAX, error=f"所需积分须为 1–{POINTS_MAX} 的整数"),
     )
-    stock = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0, error="库存不能为负数"))
-    low_stock_threshold = fields.Integer(load_default=5, strict=True, validate=validate.Range(min=0))
-    monthly_limit = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1))
+    stock = fields.Integer(
+        load_default=0, strict=True, validate=validate.Range(min=0, max=STOCK_MAX, error=f"库存须为 0–{STOCK_MAX}")
+    )
+    low_stock_threshold = fields.Integer(load_default=5, strict=True, validate=validate.Range(min=0, max=STOCK_MAX))
+    monthly_limit = fields.Integer(
+        load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1, max=STOCK_MAX)
+    )
     category = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=32))
     active = fields.Boolean(dump_only=True)
     low = fields.Boolean(dump_only=True)
@@ -49,7 +57,12 @@ class ItemQuery(PageQuery):
 
 
 class StockSchema(BaseSchema):
-    delta = fields.Integer(strict=True, load_default=None, allow_none=True)
+    delta = fields.Integer(
+        strict=True,
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(min=-STOCK_MAX, max=STOCK_MAX, error=f"数量须在 ±{STOCK_MAX} 以内"),
+    )
     reason = fields.String(
         required=True,
         error_messages=REQUIRED,
@@ -57,7 +70,9 @@ class StockSchema(BaseSchema):
     )
     donor = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
     note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=255))
-    counted = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=0))
+    counted = fields.Integer(
+        load_default=None, allow_none=True, strict=True, validate=validate.Range(min=0, max=STOCK_MAX)
+    )
 
     @validates_schema
     def delta_or_count(self, data, **kwargs):
@@ -66,7 +81,7 @@ class StockSchema(BaseSchema):
 
 
 class LineSchema(BaseSchema):
-    item_id = fields.Integer(required=True, strict=True, error_messages=REQUIRED)
+    item_id = fields.Integer(required=True, strict=True, error_messages=REQUIRED, validate=ID)
     qty = fields.Integer(
         required=True,
         strict=True,
@@ -77,7 +92,7 @@ class LineSchema(BaseSchema):
 
 class RedemptionRequestSchema(BaseSchema):
     code = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=128))
-    resident_id = fields.Integer(load_default=None, allow_none=True, strict=True)
+    resident_id = fields.Integer(load_default=None, allow_none=True, strict=True, validate=ID)
     lines = fields.List(
         fields.Nested(LineSchema),
         required=True,
@@ -162,4 +177,4 @@ class ResidentLookupSchema(BaseSchema):
 class LookupQuery(BaseSchema):
     code = fields.String(validate=validate.Length(max=128))
     name = fields.String(validate=validate.Length(max=32))
-    phone_tail = fields.String(validate=validate.Regexp(r"^\d{4}$", error="手机号后 4 位"))
+    phone_tail = fields.String(validate=validate.Regexp(r"^[0-9]{4}\Z", error="手机号后 4 位"))

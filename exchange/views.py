@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date
+from functools import partial
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from community import pii
 from community import services as community_services
 from community.models import Region, User
-from core import uploads
-from core.db import db, utcnow
+from core import clock, uploads
+from core.bounds import POINTS_MAX, STOCK_MAX, form_int
+from core.db import db
 from core.errors import DomainError, NotFound
 from core.security import authorize, covers
 from exchange import queries, stores
@@ -55,7 +56,7 @@ def create_store():
             actor=current_user,
             name=request.form.get("name", ""),
             region_code=request.form.get("region_code", ""),
-            now=utcnow(),
+            now=clock.now(),
             opening_hours=request.form.get("opening_hours") or None,
         )
     except DomainError as error:
@@ -76,7 +77,12 @@ def grant_clerk(store_id: int):
     else:
         try:
             community_services.grant_role(
-                actor=current_user, user_id=user.id, role="clerk", scope_type="store", scope_id=store.id, now=utcnow()
+                actor=current_user,
+                user_id=user.id,
+                role="clerk",
+                scope_type="store",
+                scope_id=store.id,
+                now=clock.now(),
             )
         except DomainError as error:
             flash(error.text, "error")
@@ -99,7 +105,7 @@ def counter(store_id: int):
     tail = search["phone_tail"]
     if search["name"] or tail:
         if search["name"] and len(tail) == 4 and tail.isascii() and tail.isdigit():
-            found = queries.find_residents(store, now=utcnow(), **search)
+            found = queries.find_residents(store, now=clock.now(), **search)
         else:
             problem = "请输入姓名和手机号后 4 位"
     return render_template(
@@ -128,51 +134,58 @@ def receipt(store_id: int, redemption_id: int):
 def goods(store_id: int):
     store = _staff_store(store_id)
     if request.method == "POST":
-        form = request.form
         try:
-            if form.get("action") == "add":
-                stores.add_item(
-                    actor=current_user,
-                    store_id=store.id,
-                    name=form.get("name", ""),
-                    unit=form.get("unit", ""),
-                    points_price=int(form.get("points_price") or 0),
-                    stock=int(form.get("stock") or 0),
-                    low_stock_threshold=int(form.get("low_stock_threshold") or 5),
-                    monthly_limit=int(form["monthly_limit"]) if form.get("monthly_limit") else None,
-                    category=form.get("category") or None,
-                    picture=uploads.from_request("picture"),
-                    now=utcnow(),
-                )
-                flash("已上架", "success")
-            elif form.get("action") == "picture":
-                stores.set_picture(
-                    actor=current_user,
-                    item_id=int(form.get("item_id") or 0),
-                    picture=None if form.get("remove") else (uploads.from_request("picture") or b""),
-                    now=utcnow(),
-                )
-                flash("图片已更新", "success")
-            else:
-                reason = form.get("reason", "purchase")
-                counted = int(form["counted"]) if reason == "stocktake" and form.get("counted") else None
-                stores.receive(
-                    actor=current_user,
-                    item_id=int(form.get("item_id") or 0),
-                    reason=reason,
-                    delta=int(form.get("delta") or 0),
-                    counted=counted,
-                    donor=form.get("donor"),
-                    note=form.get("note"),
-                    key=form.get("idempotency_key") or None,
-                    now=utcnow(),
-                )
-                flash("已入库" if reason != "stocktake" else "盘点已记录", "success")
-        except ValueError:
-            flash("请填写正确的数字", "error")
+            _change_goods(store, request.form)
         except DomainError as error:
+            # Shown again as typed, with what is wrong, instead of a blank form.
             flash(error.text, "error")
+            return _goods_page(store, form=request.form), error.status
         return redirect(url_for("exchange.goods", store_id=store.id))
+    return _goods_page(store)
+
+
+def _change_goods(store: Store, form) -> None:
+    number = partial(form_int, form)
+    if form.get("action") == "add":
+        stores.add_item(
+            actor=current_user,
+            store_id=store.id,
+            name=form.get("name", ""),
+            unit=form.get("unit", ""),
+            points_price=number("points_price", minimum=1, maximum=POINTS_MAX, required=True),
+            stock=number("stock", minimum=0, maximum=STOCK_MAX, default=0),
+            low_stock_threshold=number("low_stock_threshold", minimum=0, maximum=STOCK_MAX, default=5),
+            monthly_limit=number("monthly_limit", minimum=1, maximum=STOCK_MAX),
+            category=form.get("category") or None,
+            picture=uploads.from_request("picture"),
+            now=clock.now(),
+        )
+        flash("已上架", "success")
+    elif form.get("action") == "picture":
+        stores.set_picture(
+            actor=current_user,
+            item_id=number("item_id", minimum=1, required=True),
+            picture=None if form.get("remove") else (uploads.from_request("picture") or b""),
+            now=clock.now(),
+        )
+        flash("图片已更新", "success")
+    else:
+        reason = form.get("reason", "purchase")
+        stores.receive(
+            actor=current_user,
+            item_id=number("item_id", minimum=1, required=True),
+            reason=reason,
+            delta=number("delta", minimum=-STOCK_MAX, maximum=STOCK_MAX, default=0),
+            counted=number("counted", minimum=0, maximum=STOCK_MAX) if reason == "stocktake" else None,
+            donor=form.get("donor"),
+            note=form.get("note"),
+            key=form.get("idempotency_key") or None,
+            now=clock.now(),
+        )
+        flash("已入库" if reason != "stocktake" else "盘点已记录", "success")
+
+
+def _goods_page(store: Store, form=None) -> str:
     items = db.session.scalars(sa.select(Item).where(Item.store_id == store.id).order_by(Item.id)).all()
     movements = db.session.scalars(
         sa.select(StockMovement).join(Item).where(Item.store_id == store.id).order_by(StockMovement.id.desc()).limit(30)
@@ -185,6 +198,7 @@ def goods(store_id: int):
         is_admin=covers(current_user, "admin", store),
         # One key per rendered form: a double submit of the same form receives the stock once.
         form_key=uuid.uuid4().hex,
+        form=form or {},
     )
 
 
@@ -202,14 +216,13 @@ def report(store_id: int):
 
 
 def _report_page(store: Store, asked_day: str | None, *, void_form: dict | None = None, status: int = 200):
-    zone = ZoneInfo(current_app.config["TIMEZONE"])
     try:
         day = date.fromisoformat(asked_day) if asked_day else None
     except ValueError:
         day = None
-    day = day or utcnow().astimezone(zone).date()
-    start = datetime.combine(day, time.min, tzinfo=zone)
-    data = redemptions.day_report(store, start, start + timedelta(days=1))
+    today = clock.today()
+    day = day or today
+    data = redemptions.day_report(store, *clock.day_range(day))
     low = db.session.scalars(
         sa.select(Item).where(Item.store_id == store.id, Item.active.is_(True), Item.stock <= Item.low_stock_threshold)
     ).all()
@@ -220,7 +233,7 @@ def _report_page(store: Store, asked_day: str | None, *, void_form: dict | None 
         data=data,
         low=low,
         can_void_all=covers(current_user, "admin", store),
-        today=utcnow().astimezone(zone).date(),
+        today=today,
         void_form=void_form or {},
     )
     return page, status
@@ -239,7 +252,7 @@ def void(store_id: int, redemption_id: int):
             redemption_id=redemption_id,
             reason=reason,
             code=request.form.get("code") or None,
-            now=utcnow(),
+            now=clock.now(),
         )
     except DomainError as error:
         flash(error.text, "error")

@@ -6,6 +6,7 @@ from marshmallow import fields, validate
 
 from community import pii
 from core.api import BaseSchema, PageQuery
+from core.bounds import ID
 
 REQUIRED = {"required": "必填"}
 
@@ -55,7 +56,7 @@ class VerifySchema(BaseSchema):
 
 
 class DeedRequestSchema(BaseSchema):
-    resident_id = fields.Integer(required=True, strict=True, error_messages=REQUIRED)
+    resident_id = fields.Integer(required=True, strict=True, error_messages=REQUIRED, validate=ID)
     deed_type = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(min=1, max=32))
     description = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(min=1, max=2000))
     occurred_on = fields.Date(required=True, error_messages={**REQUIRED, "invalid": "日期格式应为 YYYY-MM-DD"})

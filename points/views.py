@@ -14,8 +14,9 @@ from community import pii
 from community import services as community_services
 from community.models import Household, Region, User
 from core import clock, uploads
-from core.db import db, utcnow
-from core.errors import DomainError, NotFound
+from core.bounds import form_int
+from core.db import db
+from core.errors import DomainError, Invalid, NotFound
 from core.qr import qr_png
 from core.security import authorize
 from points import adjustments, archive, certificates, deeds, expiry
@@ -42,7 +43,7 @@ def my_archive():
 @bp.route("/my/certificates", methods=["GET", "POST"])
 @login_required
 def my_certificates():
-    today = clock.today()
+    today = clock.today()  # the local day: a certificate asked for at 01:30 covers today's hours
     start, end, status = date(today.year, 1, 1).isoformat(), today.isoformat(), 200
     if request.method == "POST":
         start, end = request.form.get("from", ""), request.form.get("to", "")
@@ -51,7 +52,7 @@ def my_certificates():
                 user=current_user,
                 period_from=date.fromisoformat(start),
                 period_to=date.fromisoformat(end),
-                now=utcnow(),
+                now=clock.now(),
             )
         except ValueError:
             flash("请选择正确的起止日期", "error")
@@ -168,34 +169,33 @@ def new_deed():
     roots = community_services.admin_regions(current_user, roles=("grid_worker",))
     scope = sa.or_(*[community_services.subtree(r) for r in roots])
     people = db.session.scalars(sa.select(User).join(User.region).where(scope).order_by(User.name).limit(500)).all()
+    today = clock.today()  # the local day: at 01:30 in Beijing the UTC date is still yesterday
+    form, status = {}, 200
     if request.method == "POST":
         form = request.form
         try:
             deed = deeds.record(
                 actor=current_user,
-                resident_id=int(form.get("resident_id") or 0),
+                resident_id=form_int(form, "resident_id", minimum=1, required=True, message="请选择居民"),
                 deed_type=form.get("deed_type", ""),
                 description=form.get("description", ""),
-                occurred_on=date.fromisoformat(form.get("occurred_on") or utcnow().date().isoformat()),
+                occurred_on=date.fromisoformat(form.get("occurred_on") or today.isoformat()),
                 photo=uploads.from_request("photo"),
-                now=utcnow(),
+                now=clock.now(),
             )
         except ValueError:
-            flash("请检查居民和日期", "error")
+            flash("请选择正确的发生日期", "error")
+            status = 422
         except DomainError as error:
             flash(error.text, "error")
+            status = error.status
         else:
             flash(f"已提交「{deed.deed_type.name}」，等待审核", "success")
             return redirect(url_for("points.new_deed"))
     types = db.session.scalars(deeds.types_for(roots[0] if roots else None)).all()
     return render_template(
-        "points/deed_form.html",
-        people=people,
-        types=types,
-        today=utcnow().date(),
-        mask_phone=pii.mask_phone,
-        form=request.form,
-    )
+        "points/deed_form.html", people=people, types=types, today=today, form=form, mask_phone=pii.mask_phone
+    ), status
 
 
 @bp.get("/deeds/<int:deed_id>/photo")
@@ -204,34 +204,31 @@ def deed_photo(deed_id: int):
     return uploads.send(deeds.photo_key(viewer=current_user, deed_id=deed_id), public=False)
 
 
-def _form_id(name: str) -> int:
-    """A row id from a form; anything but a plain, column-sized number is 0, which finds nothing."""
-    value = request.form.get(name, "")
-    return int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else 0
-
-
 @bp.route("/deeds/review", methods=["GET", "POST"])
 @login_required
 def review_deeds():
     authorize(current_user, deeds.REVIEWERS)
     if request.method == "POST":
-        action, deed_id = request.form.get("action"), _form_id("deed_id")
+        action = request.form.get("action")
         try:
+            deed_id = form_int(request.form, "deed_id", minimum=1, required=True, message="请选择要处理的记录")
             if action == "approve":
-                deeds.approve(actor=current_user, deed_id=deed_id, now=utcnow())
+                deeds.approve(actor=current_user, deed_id=deed_id, now=clock.now())
             elif action == "reject":
-                deeds.reject(actor=current_user, deed_id=deed_id, note=request.form.get("note"), now=utcnow())
+                deeds.reject(actor=current_user, deed_id=deed_id, note=request.form.get("note"), now=clock.now())
             elif action == "void":
-                deeds.void(actor=current_user, deed_id=deed_id, reason=request.form.get("reason", ""), now=utcnow())
+                deeds.void(actor=current_user, deed_id=deed_id, reason=request.form.get("reason", ""), now=clock.now())
             elif action in ("upheld", "dismissed"):
                 deeds.resolve_objection(
                     actor=current_user,
                     deed_id=deed_id,
-                    objection_id=_form_id("objection_id"),
+                    objection_id=form_int(request.form, "objection_id", minimum=1, required=True),
                     decision=action,
                     note=request.form.get("note"),
-                    now=utcnow(),
+                    now=clock.now(),
                 )
+            else:
+                raise Invalid(errors={"action": ["请选择操作"]})
         except DomainError as error:
             flash(error.text, "error")
         else:
@@ -244,15 +241,16 @@ def review_deeds():
         .where(Deed.region_id.in_(region_ids), Deed.status.in_(("pending", "approved")))
         .order_by(Deed.id)
     ).all()
-    return render_template("points/deed_review.html", deeds=rows, now=utcnow(), in_notice=deeds.in_notice)
+    return render_template("points/deed_review.html", deeds=rows, now=clock.now(), in_notice=deeds.in_notice)
 
 
 @bp.get("/notices")
 def notices():
     """The public notice (公示): deeds on notice, and recent outcomes; masked names without consent."""
-    rows = db.session.scalars(deeds.public_notice(utcnow()).limit(200)).all()
+    now = clock.now()
+    rows = db.session.scalars(deeds.public_notice(now).limit(200)).all()
     return render_template(
-        "points/notices.html", deeds=rows, public_name=deeds.public_name, now=utcnow(), in_notice=deeds.in_notice
+        "points/notices.html", deeds=rows, public_name=deeds.public_name, now=now, in_notice=deeds.in_notice
     )
 
 
@@ -260,7 +258,7 @@ def notices():
 @login_required
 def object_to(deed_id: int):
     try:
-        deeds.object_to(actor=current_user, deed_id=deed_id, reason=request.form.get("reason", ""), now=utcnow())
+        deeds.object_to(actor=current_user, deed_id=deed_id, reason=request.form.get("reason", ""), now=clock.now())
     except DomainError as error:
         flash(error.text, "error")
     else:
@@ -277,14 +275,16 @@ def review_adjustments():
     """Pending adjustments of the admin's residents, to approve or reject; recent decisions below."""
     authorize(current_user, "admin")
     if request.method == "POST":
-        action, adjustment_id = request.form.get("action"), _form_id("adjustment_id")
+        action = request.form.get("action")
         try:
+            adjustment_id = form_int(request.form, "adjustment_id", minimum=1, required=True)
             if action == "approve":
-                adjustments.approve(actor=current_user, adjustment_id=adjustment_id, now=utcnow())
+                adjustments.approve(actor=current_user, adjustment_id=adjustment_id, now=clock.now())
             elif action == "reject":
-                adjustments.reject(
-                    actor=current_user, adjustment_id=adjustment_id, reason=request.form.get("reason", ""), now=utcnow()
-                )
+                reason = request.form.get("reason", "")
+                adjustments.reject(actor=current_user, adjustment_id=adjustment_id, reason=reason, now=clock.now())
+            else:
+                raise Invalid(errors={"action": ["请选择操作"]})
         except DomainError as error:
             flash(error.text, "error")
         else:

@@ -115,7 +115,7 @@ def test_a_grid_worker_attaches_a_photo_that_only_the_right_people_see(app, w):
 def test_a_bad_photo_records_nothing_and_says_why(app, w):
     before = db.session.scalar(sa.select(sa.func.count()).select_from(Deed))
     response = record_deed(app, w, b"not a picture", "virus.exe")
-    assert response.status_code == 200 and "无法识别这张图片" in response.get_data(as_text=True)
+    assert response.status_code == 422 and "无法识别这张图片" in response.get_data(as_text=True)
     db.session.rollback()
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Deed)) == before
     assert db.session.scalar(sa.select(sa.func.count()).select_from(uploads.Upload)) == 0
@@ -157,5 +157,47 @@ def test_a_clerk_without_a_file_is_told_to_choose_one(app, w):
         follow_redirects=True,
     )
     assert "请选择一张图片" in response.get_data(as_text=True)
+    db.session.rollback()
+    assert db.session.get(Item, w.items["oil"].id).picture is None
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header declares `width` x `height` pixels, with a tiny body: what a bomb looks like."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + body
+
+
+@pytest.mark.parametrize("width, height", [(20000, 10000), (12000, 8000)], ids=["bomb_error", "bomb_warning"])
+def test_a_picture_claiming_huge_dimensions_is_a_clear_422_before_decoding(width, height):
+    with pytest.raises(uploads.Invalid) as refused:
+        uploads.normalize(png_claiming(width, height))
+    assert refused.value.status == 422 and list(refused.value.errors) == ["photo"]
+
+
+def test_a_decompression_bomb_on_the_deed_form_is_a_friendly_page_and_records_nothing(app, w):
+    response = record_deed(app, w, png_claiming(20000, 10000), "bomb.png")
+    assert response.status_code == 422 and "flash-error" in response.get_data(as_text=True)
+    db.session.rollback()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Deed)) == 0
+
+
+def test_a_decompression_bomb_as_an_item_picture_is_a_problem_not_a_500(app, w):
+    page = app.test_client()
+    sign_in_page(page, w.users["clerk"])
+    form = {
+        "csrf_token": csrf_token(page),
+        "action": "picture",
+        "item_id": str(w.items["oil"].id),
+        "picture": (io.BytesIO(png_claiming(20000, 10000)), "bomb.png"),
+    }
+    response = page.post(f"/stores/{w.stores['s1'].id}/goods", data=form)
+    assert response.status_code == 422 and "flash-error" in response.get_data(as_text=True)
     db.session.rollback()
     assert db.session.get(Item, w.items["oil"].id).picture is None

@@ -15,7 +15,7 @@ from core.db import db, unit_of_work
 from core.errors import Conflict, Invalid, NotFound
 from core.notify import queue
 from core.security import authorize, covers
-from volunteer.messages import MESSAGES  # noqa: F401
+from volunteer.messages import MESSAGES
 from volunteer.models import CATEGORIES, Activity, Attendance, Signup
 
 EDITABLE = (
@@ -75,6 +75,11 @@ def create(*, actor: User, department_id: int, region_code: str, now: datetime, 
             raise Invalid(errors={"department_id": ["找不到该部门"]})
         authorize(actor, "organizer", department)
         region = community_services.require_region(region_code)
+        # The place must lie in the department's own area. The organizer's grant covers the
+        # department (or a region above it), so this also keeps the activity inside their scope:
+        # nobody files an activity, and its points, under a village they do not serve.
+        if not department.region.contains(region):
+            raise Invalid("region_outside_department", errors={"region_code": [MESSAGES["region_outside_department"]]})
         activity = Activity(
             department_id=department.id,
             region_id=region.id,

@@ -23,6 +23,7 @@ MESSAGES = {
     "attendance_annulled": "该签到记录已作废",
     "not_pending_review": "该记录没有待审核的补录",
     "activity_has_attendance": "该活动已有签到记录，不能取消；请先作废签到记录（积分会全额冲正）",
+    "region_outside_department": "活动地点须在本部门所辖地区之内",
 }
 
 register_messages(MESSAGES)

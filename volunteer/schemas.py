@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import fields, validate
 
 from core.api import BaseSchema, PageQuery
+from core.bounds import CAPACITY_MAX, ID
 from volunteer.models import CATEGORIES
 
 REQUIRED = {"required": "必填"}
@@ -27,13 +28,18 @@ class ActivityRequestSchema(BaseSchema):
         error_messages=REQUIRED,
         validate=validate.OneOf(CATEGORIES, error="类别须为：" + "、".join(CATEGORIES)),
     )
-    department_id = fields.Integer(required=True, strict=True, error_messages=REQUIRED)
+    department_id = fields.Integer(required=True, strict=True, error_messages=REQUIRED, validate=ID)
     region_code = fields.String(required=True, error_messages=REQUIRED)
     address = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(min=1, max=200))
     starts_at = AwareDateTime(required=True)
     ends_at = AwareDateTime(required=True)
     signup_deadline = AwareDateTime(load_default=None, allow_none=True)
-    capacity = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1))
+    capacity = fields.Integer(
+        load_default=None,
+        allow_none=True,
+        strict=True,
+        validate=validate.Range(min=1, max=CAPACITY_MAX, error=f"人数上限须为 1–{CAPACITY_MAX}"),
+    )
     requires_approval = fields.Boolean(load_default=False)
     allow_walk_in = fields.Boolean(load_default=False)
     points_per_hour = fields.Integer(

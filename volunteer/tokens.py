@@ -13,6 +13,7 @@ import hashlib
 import hmac
 from datetime import UTC, datetime, timedelta
 
+from core.bounds import is_ascii_digits, parse_int
 from core.errors import Invalid
 from core.security import derived_key
 from volunteer.messages import MESSAGES  # noqa: F401  (registers the Chinese messages)
@@ -45,20 +46,24 @@ def poster(activity: Activity) -> tuple[str, datetime]:
 
 def activity_id(token: str) -> int:
     head = (token or "").strip().split(".")[0]
-    if not head.startswith("A") or not head[1:].isdigit():
+    if not head.startswith("A"):
         raise Invalid("token_invalid")
-    return int(head[1:])
+    try:
+        return parse_int(head[1:], minimum=1)
+    except ValueError:
+        raise Invalid("token_invalid") from None
 
 
 def verify(token: str, activity: Activity, now: datetime) -> None:
     """Raise unless `token` is a current code of `activity` and now is within its check-in window."""
     parts = (token or "").strip().split(".")
-    if len(parts) != 3 or parts[0] != f"A{activity.id}":
+    # compare_digest refuses (TypeError) a str with non-ASCII characters: such a token is simply invalid.
+    if len(parts) != 3 or parts[0] != f"A{activity.id}" or not parts[2].isascii():
         raise Invalid("token_invalid")
     kind, signature = parts[1], parts[2]
     if kind == "P":
         valid = hmac.compare_digest(signature, _sign(activity, f"{activity.id}:poster"))
-    elif kind.isdigit():
+    elif is_ascii_digits(kind):
         valid = hmac.compare_digest(signature, _sign(activity, f"{activity.id}:{kind}"))
         if valid and step(now) - int(kind) not in (0, 1):
             raise Invalid("token_expired")

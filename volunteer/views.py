@@ -11,6 +11,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user, login_required
 
 from community.models import Department
+from core.bounds import CAPACITY_MAX, form_int, parse_int
 from core.db import db, utcnow
 from core.errors import DomainError
 from core.security import authorize, covers
@@ -130,8 +131,8 @@ def _form_values(form) -> dict:
     def when(name):
         return _when(form, name)
 
-    def number(name):
-        return int(form[name]) if form.get(name) else None
+    def number(name, minimum, maximum):
+        return form_int(form, name, minimum=minimum, maximum=maximum)
 
     return {
         "title": form.get("title", ""),
@@ -141,8 +142,8 @@ def _form_values(form) -> dict:
         "starts_at": when("starts_at"),
         "ends_at": when("ends_at"),
         "signup_deadline": when("signup_deadline"),
-        "capacity": number("capacity"),
-        "points_per_hour": number("points_per_hour"),
+        "capacity": number("capacity", 1, CAPACITY_MAX),
+        "points_per_hour": number("points_per_hour", 0, 100),
         "requires_approval": bool(form.get("requires_approval")),
         "allow_walk_in": bool(form.get("allow_walk_in")),
     }
@@ -170,10 +171,12 @@ def dashboard():
 @login_required
 def new_activity():
     departments = _departments()
+    status = 200
     if request.method == "POST":
         try:
             values = _form_values(request.form)
-            department = db.session.get(Department, int(request.form.get("department_id") or 0))
+            department_id = form_int(request.form, "department_id", minimum=1, required=True, message="请选择部门")
+            department = db.session.get(Department, department_id)
             activity = activities.create(
                 actor=current_user,
                 department_id=department.id if department else 0,
@@ -182,13 +185,16 @@ def new_activity():
                 **values,
             )
         except ValueError:
-            flash("请填写正确的时间和数字", "error")
+            flash("请填写正确的时间", "error")
+            status = 422
         except DomainError as error:
             flash(error.text, "error")
+            status = error.status
         else:
             flash("已保存为草稿，确认无误后请发布", "success")
             return redirect(url_for("volunteer.manage", activity_id=activity.id))
-    return render_template("volunteer/form.html", departments=departments, categories=CATEGORIES, form=request.form)
+    page = render_template("volunteer/form.html", departments=departments, categories=CATEGORIES, form=request.form)
+    return page, status
 
 
 @bp.route("/organizer/activities/<int:activity_id>", methods=["GET", "POST"])
@@ -205,7 +211,7 @@ def manage(activity_id: int):
                 signups.decide(
                     actor=current_user,
                     activity_id=activity.id,
-                    signup_id=int(form["signup_id"]),
+                    signup_id=parse_int(form.get("signup_id"), minimum=0),
                     approve=action == "approve",
                     now=now,
                 )
@@ -213,7 +219,7 @@ def manage(activity_id: int):
                 row = attendance.correct(
                     actor=current_user,
                     activity_id=activity.id,
-                    user_id=int(form["user_id"]),
+                    user_id=parse_int(form.get("user_id"), minimum=0),
                     checked_in_at=_when(form, "checked_in_at"),
                     checked_out_at=_when(form, "checked_out_at"),
                     reason=form.get("reason", ""),
@@ -221,13 +227,16 @@ def manage(activity_id: int):
                 )
             elif action == "confirm":
                 row = attendance.confirm(
-                    actor=current_user, activity_id=activity.id, user_id=int(form["user_id"]), now=now
+                    actor=current_user,
+                    activity_id=activity.id,
+                    user_id=parse_int(form.get("user_id"), minimum=0),
+                    now=now,
                 )
             elif action == "annul":
                 attendance.annul(
                     actor=current_user,
                     activity_id=activity.id,
-                    user_id=int(form["user_id"]),
+                    user_id=parse_int(form.get("user_id"), minimum=0),
                     reason=form.get("reason", ""),
                     now=now,
                 )
@@ -265,7 +274,8 @@ def makeups():
     if request.method == "POST":
         form, now = request.form, utcnow()
         try:
-            activity_id, user_id = int(form.get("activity_id", "")), int(form.get("user_id", ""))
+            activity_id = parse_int(form.get("activity_id"), minimum=1)
+            user_id = parse_int(form.get("user_id"), minimum=1)
             if form.get("action") == "approve":
                 attendance.approve(
                     actor=current_user, activity_id=activity_id, user_id=user_id, note=form.get("note"), now=now
