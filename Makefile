@@ -41,6 +41,7 @@ bench: install-dev
 	$(BIN)/python bench/bench_ledger.py
 	$(BIN)/python bench/bench_redeem.py
 	$(BIN)/python bench/bench_checkin.py
+	$(BIN)/python bench/economy_long.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache tests/artifacts

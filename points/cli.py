@@ -22,6 +22,8 @@ def verify(resident_id: int | None) -> None:
         if not result.ok:
             bad += 1
             click.echo(f"resident {user_id}: BROKEN at entry {result.first_bad_seq} ({result.entries} read)")
+            for problem in result.problems:
+                click.echo(f"  - {problem}")
     problems = [] if resident_id else ledger.invariant_problems(db.session)
     for problem in problems:
         click.echo(f"ledger: {problem}")

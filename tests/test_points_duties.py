@@ -307,7 +307,7 @@ def test_the_deed_form_refuses_a_deed_for_the_grid_worker_herself(client, world)
             "csrf_token": csrf_token(client),
         },
     )
-    assert response.status_code == 200  # the form again, with the refusal, instead of "saved"
+    assert response.status_code == 403  # the form again, with the refusal, instead of "saved"
     assert "河边救起落水儿童" in response.get_data(as_text=True)  # what was typed is kept
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Deed)) == 0
 

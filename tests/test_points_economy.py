@@ -1,15 +1,17 @@
 """A stateful property-based test of the whole points economy, played by insiders who try to cheat.
 
-Hypothesis drives random sequences of venue scans and kiosk scans, corrections, make-ups and their
-reviews, annulments, the missed-check-out job, cancellations, redemptions and voids, stock receipts
-with retried keys, deeds and admin adjustments, by random actors: the organizer, reviewer, clerk,
+Hypothesis drives random sequences of venue scans and kiosk scans (at overlapping activities),
+corrections, make-ups and their reviews, annulments, the missed-check-out job, cancellations,
+redemptions and voids, stock receipts with retried keys, deeds with objections and their
+resolution, admin adjustments and annual expiry, by random actors: the organizer, reviewer, clerk,
 grid worker and admin are residents too, and keep trying to act for themselves. After every step:
 
 - the ledger and the stock ledger are sound (balances are the sums of their transfers, sum to zero,
   never negative; debts are cached right and nobody holds points while owing);
 - every archive verifies (chain, anchor, entries ↔ transfers, sum ↔ balance);
 - every resident's spendable points, less their debt, equal what their settled attendance and
-  posted deeds and adjustments earned, less what their completed redemptions took;
+  posted deeds and adjustments earned, less what their completed redemptions took and what
+  expired;
 - no credited minute was counted twice, nobody credited or redeemed for themselves, and every
   credited make-up was approved by a second person.
 
@@ -29,20 +31,21 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from community import accounts
+from core import clock
 from core.db import db, utcnow
 from core.errors import DomainError
 from exchange import inventory
 from exchange.models import Redemption
-from points import archive, deeds, ledger
-from points.models import Account, Deed, Transfer
+from points import archive, deeds, expiry, ledger, policies
+from points.models import Account, Deed, DeedObjection, Transfer
 from tests import factories as f
 from tests.authz import build_world
 from tests.volunteer_helpers import make_activity
 from volunteer import activities, attendance, signups, tokens
 from volunteer.models import Activity, Attendance
 
-EXAMPLES = int(os.environ.get("ECONOMY_EXAMPLES", "6"))
-STEPS = int(os.environ.get("ECONOMY_STEPS", "30"))
+EXAMPLES = int(os.environ.get("ECONOMY_EXAMPLES", "8"))
+STEPS = int(os.environ.get("ECONOMY_STEPS", "40"))
 PHASES = tuple(Phase) if os.environ.get("ECONOMY_SHRINK") else (Phase.explicit, Phase.reuse, Phase.generate)
 
 PEOPLE = ("resident", "target", "organizer", "reviewer", "clerk", "grid_worker", "admin")
@@ -58,6 +61,9 @@ class Economy(RuleBasedStateMachine):
         db.session.remove()
         self.backend.reset()
         self.w = w = build_world()
+        # Insiders with two hats: the organizer and a resident also review in the township.
+        f.grant(w.users["organizer"], "reviewer", "region", "430101")
+        f.grant(w.users["resident"], "reviewer", "region", "430101")
         self.client = self.app.test_client()
         self.tokens = {name: f.token(w.users[name]) for name in (*PEOPLE, "clerk_elsewhere")}
         # Two activities that ended two hours ago and overlap for an hour, and one still running.
@@ -71,6 +77,12 @@ class Economy(RuleBasedStateMachine):
                 with contextlib.suppress(DomainError):
                     signups.sign_up(user=w.users[name], activity_id=activity_id, now=utcnow() - timedelta(hours=7))
         deeds.ensure_default_types()
+        # Everyone served two hours at the first activity, by scanning: points to spend and to lose.
+        first = self.activity(0)
+        for name in PEOPLE:
+            for at in (first.starts_at, first.starts_at + timedelta(hours=2)):
+                token = tokens.rotating(first, at)[0]
+                attendance.scan_venue_code(user=self.user(name), token=token, now=at)
         self.redemptions: list[int] = []
         self.keys: list[str] = []
         self.n = 0
@@ -110,6 +122,17 @@ class Economy(RuleBasedStateMachine):
         token = tokens.rotating(activity, at)[0]
         self.attempt(attendance.scan_venue_code, user=self.user(who), token=token, now=at)
 
+    @rule(
+        who=st.sampled_from(PEOPLE), index=st.integers(0, 2), minute=st.integers(-30, 200), length=st.integers(1, 240)
+    )
+    def serve(self, who, index, minute, length):
+        """A volunteer scans in, and later out, at one venue."""
+        activity = self.activity(index)
+        start = min(activity.starts_at + timedelta(minutes=minute), utcnow() - timedelta(minutes=2))
+        for at in (start, min(start + timedelta(minutes=length), utcnow())):
+            token = tokens.rotating(activity, at)[0]
+            self.attempt(attendance.scan_venue_code, user=self.user(who), token=token, now=at)
+
     @rule(operator=st.sampled_from(("organizer", "reviewer")), who=st.sampled_from(PEOPLE), index=st.integers(0, 2))
     def kiosk_scan(self, operator, who, index):
         at = utcnow()
@@ -143,21 +166,94 @@ class Economy(RuleBasedStateMachine):
             now=utcnow(),
         )
 
-    @rule(actor=st.sampled_from(ACTORS), who=st.sampled_from(PEOPLE), index=st.integers(0, 2), yes=st.booleans())
-    def review_makeup(self, actor, who, index, yes):
-        path = f"/activities/{self.acts[index]}/attendances/{self.w.users[who].id}/{'approve' if yes else 'reject'}"
-        self.api("POST", path, actor, {} if yes else {"reason": "不符"})
+    def pick(self, data, *conditions) -> tuple[int, int] | None:
+        """An existing attendance (activity, volunteer) matching `conditions`, drawn by Hypothesis."""
+        rows = db.session.execute(
+            sa.select(Attendance.activity_id, Attendance.user_id).where(*conditions).order_by(Attendance.id)
+        ).all()
+        db.session.rollback()
+        return tuple(data.draw(st.sampled_from(rows))) if rows else None
 
-    @rule(who=st.sampled_from(PEOPLE), index=st.integers(0, 2))
-    def annul(self, who, index):
-        self.attempt(
-            attendance.annul,
-            actor=self.user("organizer"),
-            activity_id=self.acts[index],
-            user_id=self.w.users[who].id,
-            reason="作废",
-            now=utcnow(),
+    @rule(data=st.data(), actor=st.sampled_from(ACTORS), yes=st.booleans())
+    def review_makeup(self, data, actor, yes):
+        found = self.pick(data, Attendance.review == "pending")
+        if found:
+            path = f"/activities/{found[0]}/attendances/{found[1]}/{'approve' if yes else 'reject'}"
+            self.api("POST", path, actor, {} if yes else {"reason": "不符"})
+
+    @rule(data=st.data(), start=st.integers(-60, 240), length=st.integers(0, 300))
+    def correct_existing(self, data, start, length):
+        found = self.pick(data, Attendance.status != "annulled")
+        if found:
+            activity = db.session.get(Activity, found[0])
+            checked_in = activity.starts_at + timedelta(minutes=start)
+            self.attempt(
+                attendance.correct,
+                actor=self.user("organizer"),
+                activity_id=found[0],
+                user_id=found[1],
+                checked_in_at=checked_in,
+                checked_out_at=checked_in + timedelta(minutes=length),
+                reason="核对",
+                now=utcnow(),
+            )
+
+    @rule(who=st.sampled_from(PEOPLE), qty=st.integers(1, 2), lose=st.sampled_from(("annul", "correct")))
+    def spend_then_lose(self, who, qty, lose):
+        """Spend the points at the counter, then lose the service they came from: a debt."""
+        self.redeem("clerk", who, qty, "oil", True)
+        row = db.session.scalar(
+            sa.select(Attendance).where(Attendance.user_id == self.w.users[who].id, Attendance.points > 0).limit(1)
         )
+        if row is None:
+            return
+        activity_id, user_id, checked_in = row.activity_id, row.user_id, row.checked_in_at
+        db.session.rollback()
+        if lose == "annul":
+            self.attempt(
+                attendance.annul,
+                actor=self.user("organizer"),
+                activity_id=activity_id,
+                user_id=user_id,
+                reason="作废",
+                now=utcnow(),
+            )
+        else:
+            self.attempt(
+                attendance.correct,
+                actor=self.user("organizer"),
+                activity_id=activity_id,
+                user_id=user_id,
+                checked_in_at=checked_in,
+                checked_out_at=checked_in + timedelta(minutes=30),
+                reason="核减",
+                now=utcnow(),
+            )
+
+    @rule(
+        who=st.sampled_from(PEOPLE),
+        index=st.integers(0, 2),
+        length=st.integers(30, 240),
+        reviewer=st.sampled_from(ACTORS),
+    )
+    def make_up_and_review(self, who, index, length, reviewer):
+        """The organizer adds minutes by hand; someone (anyone) tries to approve them at once."""
+        self.correct("organizer", who, index, 0, length)
+        path = f"/activities/{self.acts[index]}/attendances/{self.w.users[who].id}/approve"
+        self.api("POST", path, reviewer, {})
+
+    @rule(data=st.data())
+    def annul(self, data):
+        found = self.pick(data, Attendance.status != "annulled")
+        if found:
+            self.attempt(
+                attendance.annul,
+                actor=self.user("organizer"),
+                activity_id=found[0],
+                user_id=found[1],
+                reason="作废",
+                now=utcnow(),
+            )
 
     @rule(who=st.sampled_from(PEOPLE), index=st.integers(0, 2))
     def confirm_auto_close(self, who, index):
@@ -244,6 +340,34 @@ class Economy(RuleBasedStateMachine):
         deed_id = data.draw(st.sampled_from(pending))
         self.api("POST", f"/deeds/{deed_id}/{'approve' if yes else 'reject'}", by, {})
 
+    @rule(data=st.data(), by=st.sampled_from(PEOPLE))
+    def object_to_deed(self, data, by):
+        on_notice = db.session.scalars(sa.select(Deed.id).where(Deed.status == "approved")).all()
+        db.session.rollback()
+        if on_notice:
+            deed_id = data.draw(st.sampled_from(on_notice))
+            self.api("POST", f"/deeds/{deed_id}/objections", by, {"reason": "不实，当天此人不在村里"})
+
+    @rule(data=st.data(), by=st.sampled_from(ACTORS), upheld=st.booleans())
+    def resolve_objection(self, data, by, upheld):
+        rows = db.session.execute(
+            sa.select(DeedObjection.deed_id, DeedObjection.id).where(DeedObjection.status == "open")
+        ).all()
+        db.session.rollback()
+        if rows:
+            deed_id, objection_id = data.draw(st.sampled_from(rows))
+            body = {"decision": "upheld" if upheld else "dismissed", "note": "核实"}
+            self.api("POST", f"/deeds/{deed_id}/objections/{objection_id}/resolve", by, body)
+
+    @rule(years=st.integers(0, 2))
+    def apply_expiry(self, years):
+        """Annual expiry on the settlement day, now or years ahead (when everything earned is old)."""
+        county = self.w.regions["county"]
+        policies.set_policy(actor=None, region=county, now=utcnow(), expiry="annual")
+        day = clock.today().replace(month=1, day=1)
+        settlement = clock.day_start(day.replace(year=day.year + years)) + timedelta(hours=1)
+        self.attempt(expiry.apply, now=settlement)
+
     @rule()
     def post_deeds(self):
         self.attempt(deeds.post_due, now=utcnow() + timedelta(days=30))
@@ -276,7 +400,7 @@ class Economy(RuleBasedStateMachine):
             signed = sa.case((Transfer.to_account_id == account_id, Transfer.amount), else_=-Transfer.amount)
             awarded = db.session.scalar(
                 sa.select(sa.func.coalesce(sa.func.sum(signed), 0)).where(
-                    Transfer.kind.in_(("deed", "deduction", "adjustment")),
+                    Transfer.kind.in_(("deed", "deduction", "adjustment", "expiry")),
                     sa.or_(Transfer.from_account_id == account_id, Transfer.to_account_id == account_id),
                 )
             )

@@ -297,8 +297,8 @@ def correct(
             session.add(row)
             session.flush()
         else:
-            if row.status == "annulled":
-                raise Conflict("attendance_annulled")
+            # An annulled attendance may be restored: up to what its scans earned at once, beyond
+            # that as a make-up for review, like any other correction.
             before = _snapshot(row)
         awards.hold(session, user_id)
         rule = _rule(activity)
