@@ -1,6 +1,7 @@
 """The volunteer flow in Chromium: an organizer publishes an activity; a volunteer signs up and
 checks in with the QR from the live screen; the kiosk scans a personal code typed by a wedge
-scanner; a correction re-credits points; the volunteer's archive explains the entry."""
+scanner; a correction that adds minutes waits for a reviewer (the four-eyes rule), who approves it
+on the make-up review page; the volunteer's archive explains the entry."""
 
 from __future__ import annotations
 
@@ -38,16 +39,17 @@ def test_publish_sign_up_check_in_kiosk_correct(live, browser):
         f.user("730101", name="王志愿", phone="13912360002")
         neighbour = f.user("730101", name="赵邻居", phone="13912360003")
         neighbour_id = neighbour.id
+        f.grant(f.user("730101", name="孙审核", phone="13912360004"), "reviewer", "region", "730101")
 
     organizer = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN").new_page()
     volunteer = browser.new_context(
         viewport={"width": 390, "height": 844}, locale="zh-CN", is_mobile=True, has_touch=True, device_scale_factor=2
     ).new_page()
 
-    # The organizer publishes an activity that started 20 minutes ago.
+    # The organizer publishes an activity that started two and a half hours ago.
     sign_in(organizer, live, "13912360001")
     organizer.goto(live.url + "/organizer/activities/new")
-    start = (utcnow() - timedelta(minutes=20)).astimezone(SHANGHAI).replace(second=0, microsecond=0)
+    start = (utcnow() - timedelta(minutes=150)).astimezone(SHANGHAI).replace(second=0, microsecond=0)
     organizer.fill("input[name=title]", "武潭河道清理")
     organizer.select_option("select[name=category]", "环境整治")
     organizer.fill("input[name=address]", "武潭河边")
@@ -91,7 +93,8 @@ def test_publish_sign_up_check_in_kiosk_correct(live, browser):
     assert any(f"{local - timedelta(minutes=m):%H:%M} 赵邻居 签到" in log for m in (0, 1)), log
     screenshot(organizer, "kiosk")
 
-    # The organizer corrects the volunteer's times: 2 hours; points are re-settled.
+    # The organizer records that the volunteer came at the start and served 2 hours: more than the
+    # scans say, so it is a make-up that waits for a reviewer and credits nothing yet.
     organizer.goto(activity_url)
     row = organizer.locator("tr", has_text="王志愿").first
     row.locator("summary").click()
@@ -99,8 +102,20 @@ def test_publish_sign_up_check_in_kiosk_correct(live, browser):
     row.locator("input[name=checked_out_at]").fill((start + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"))
     row.locator("input[name=reason]").fill("忘记签退，组织者核实")
     row.get_by_role("button", name="更正").click()
-    assert "已保存" in organizer.inner_text("main")
+    assert "待审核员审核" in organizer.inner_text("main")
+    assert "补录待审核" in organizer.inner_text("main")
     screenshot(organizer, "manage-activity")
+
+    # A reviewer of the township approves it on the make-up review page (a phone).
+    reviewer = browser.new_context(
+        viewport={"width": 390, "height": 844}, locale="zh-CN", is_mobile=True, has_touch=True, device_scale_factor=2
+    ).new_page()
+    sign_in(reviewer, live, "13912360004")
+    reviewer.goto(live.url + "/reviewer/makeups")
+    assert "王志愿" in reviewer.inner_text("main") and "忘记签退，组织者核实" in reviewer.inner_text("main")
+    screenshot(reviewer, "makeup-review")
+    reviewer.get_by_role("button", name="通过").click()
+    assert "已审核" in reviewer.inner_text("main")
 
     volunteer.goto(live.url + "/my/archive")
     text = volunteer.inner_text("main")
