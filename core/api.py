@@ -21,7 +21,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Response, g, jsonify, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
 
 from core import idempotency
 from core.bounds import INT_MAX
@@ -35,10 +35,29 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
 class BaseSchema(Schema):
-    """Requests may carry fields we do not know (newer clients); they are ignored, never stored."""
+    """Requests may carry fields we do not know (newer clients); they are ignored, never stored.
+    Text never carries a NUL character (PostgreSQL cannot store one): that is a 422, not a 500."""
 
     class Meta:
         unknown = EXCLUDE
+
+    @pre_load
+    def _no_nul(self, data: Any, **kwargs: Any) -> Any:
+        if isinstance(data, dict):
+            bad = sorted(str(k) for k, v in data.items() if _has_nul(v))
+            if bad:
+                raise ValidationError({k: ["内容不能包含控制字符"] for k in bad})
+        return data
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 class PageQuery(BaseSchema):

@@ -168,6 +168,14 @@ def _page(status: int, code: str, detail: str, headers: dict[str, str] | None = 
 
 
 def init_app(app: Flask) -> None:
+    @app.before_request
+    def _refuse_nul_in_forms() -> None:
+        # A NUL character in a form or query value cannot be stored (PostgreSQL) and is never
+        # typed by a person: refuse the request before any page or service sees it.
+        for values in (request.args, request.form):
+            if any("\x00" in v for _, listed in values.lists() for v in listed):
+                raise BadRequest("bad_request", "提交的内容包含无效字符")
+
     @app.errorhandler(DomainError)
     def handle_domain_error(error: DomainError) -> Response:
         if wants_json():

@@ -9,7 +9,7 @@ adjustments are reviewed). Points move only in `_book`; nothing here touches a b
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
@@ -26,6 +26,9 @@ from points.awards import issuer_region
 from points.models import Adjustment, ArchiveEntry, fits_id
 
 DEFAULT_REVIEW_ABOVE = 20
+
+
+SPLIT_WINDOW = timedelta(days=30)
 
 
 def review_above() -> int:
@@ -69,7 +72,7 @@ def request(*, actor: User, resident_id: int, points: int, reason: str, key: str
         )
         session.add(adjustment)
         session.flush()
-        if abs(points) <= review_above():
+        if abs(points) + _posted_alone(session, actor, resident, now) <= review_above():
             _settle(session, adjustment, decider=actor, note=None, now=now)
             audit.record(
                 "points.adjust",
@@ -91,6 +94,23 @@ def request(*, actor: User, resident_id: int, points: int, reason: str, key: str
                 now=now,
             )
     return adjustment
+
+
+def _posted_alone(session, actor: User, resident: User, now: datetime) -> int:
+    """Points this admin posted for this resident without a second admin in the last 30 days: the
+    threshold applies to their sum, so a large adjustment cannot be split into small ones."""
+    return int(
+        session.scalar(
+            sa.select(sa.func.coalesce(sa.func.sum(sa.func.abs(Adjustment.points)), 0)).where(
+                Adjustment.resident_id == resident.id,
+                Adjustment.requested_by_id == actor.id,
+                Adjustment.decided_by_id == actor.id,
+                Adjustment.status == "posted",
+                Adjustment.requested_at >= now - SPLIT_WINDOW,
+            )
+        )
+        or 0
+    )
 
 
 def approve(*, actor: User, adjustment_id: int, now: datetime, note: str | None = None) -> Adjustment:

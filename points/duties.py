@@ -12,6 +12,9 @@ from typing import Any
 
 from core.errors import Forbidden
 
+# Who is the second person for deeds, make-ups and objections in their region.
+REVIEWERS = ("reviewer", "admin")
+
 
 def is_beneficiary(actor: Any, beneficiary: Any) -> bool:
     """True when `actor` is the beneficiary or shares a household with them."""

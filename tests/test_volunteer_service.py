@@ -424,11 +424,11 @@ def test_missed_check_outs_post_nothing_until_the_organizer_confirms_and_a_revie
     assert "待审核员审核" in confirmed.get_data(as_text=True)
     db.session.rollback()
     row = db.session.get(Attendance, row.id)
-    assert (row.status, row.review, row.points) == ("closed", "pending", 0)
+    assert (row.status, row.review, row.points) == ("auto", "pending", 0)
     assert ledger.balance(db.session, w.users["resident"].id) == 0
     with pytest.raises(Exception) as twice:
         attendance.confirm(actor=w.users["organizer"], activity_id=activity.id, user_id=row.user_id, now=utcnow())
-    assert twice.value.code == "not_auto_closed"
+    assert twice.value.code == "makeup_pending"
     # The reviewer approves on the review page: now the time is credited, as a make-up.
     review = app.test_client()
     sign_in_page(review, w.users["reviewer"])
@@ -446,7 +446,7 @@ def test_missed_check_outs_post_nothing_until_the_organizer_confirms_and_a_revie
     assert "已审核" in done.get_data(as_text=True)
     db.session.rollback()
     row = db.session.get(Attendance, row.id, populate_existing=True)
-    assert (row.review, row.points, row.makeup_minutes) == ("approved", 20, 120)
+    assert (row.status, row.review, row.points, row.makeup_minutes) == ("closed", "approved", 20, 120)
     assert ledger.balance(db.session, w.users["resident"].id) == 20
     assert db.session.scalar(sa.select(AuditEntry.actor_id).where(AuditEntry.action == "attendance.approve")) == (
         w.users["reviewer"].id

@@ -109,6 +109,11 @@ def update(*, actor: User, activity_id: int, now: datetime, **values) -> Activit
         activity = organized(actor, activity_id, lock=True)
         if activity.status not in ("draft", "published"):
             raise Conflict("activity_state")
+        changed = {k for k, v in values.items() if k in SETTLING and getattr(activity, k) != v}
+        if changed and _has_attendance(activity):
+            # What the scans earned was settled under these; changing them afterwards would let a
+            # correction re-credit more than anyone reviewed.
+            raise Conflict("activity_settled", errors={k: [MESSAGES["activity_settled"]] for k in sorted(changed)})
         merged = {k: getattr(activity, k) for k in EDITABLE} | {k: v for k, v in values.items() if k in EDITABLE}
         _check(merged)
         before = {k: getattr(activity, k) for k in values if k in EDITABLE}
@@ -127,6 +132,9 @@ def update(*, actor: User, activity_id: int, now: datetime, **values) -> Activit
         )
         session.flush()
     return activity
+
+
+SETTLING = ("starts_at", "ends_at", "points_per_hour", "category")
 
 
 def organized(actor: User, activity_id: int, *, lock: bool = False) -> Activity:

@@ -32,9 +32,10 @@ from volunteer import activities, signups, tokens
 from volunteer.models import Activity, Attendance, AttendanceCorrection, Signup
 
 DEBOUNCE = timedelta(minutes=1)
+NEAR = timedelta(hours=12)  # a correction's times lie within this of the activity's window
 OPEN_STATES = ("published", "finished")
 SETTLED = ("closed", "auto")
-REVIEWERS = ("reviewer", "admin")
+REVIEWERS = duties.REVIEWERS
 
 
 def _signed_up(session, activity: Activity, user: User, now: datetime) -> None:
@@ -97,9 +98,7 @@ def _toggle(activity: Activity, user: User, now: datetime, *, method: str, opera
             # The activity row lock orders scans of one activity; the unique (activity, user)
             # index is the last word if two first scans still race.
             session.get(Activity, activity.id, with_for_update=True)
-            row = session.scalar(
-                sa.select(Attendance).where(Attendance.activity_id == activity.id, Attendance.user_id == user.id)
-            )
+            row = _row(session, activity.id, user.id)
             if row is None:
                 _signed_up(session, activity, user, now)
                 awards.hold(session, user.id)  # orders this person's check-ins across activities
@@ -124,6 +123,7 @@ def _toggle(activity: Activity, user: User, now: datetime, *, method: str, opera
             row.checked_out_at, row.scanned_out_at, row.method_out = now, now, method
             row.status, row.updated_at = "closed", now
             _settle(session, row, now, actor_id=getattr(operator, "id", None))
+            row.scanned_minutes, row.scanned_points = row.credited_minutes, row.points
             return _scanned(row, "check_out", activity, method, operator or user, now)
     except IntegrityError:
         db.session.rollback()
@@ -133,6 +133,17 @@ def _toggle(activity: Activity, user: User, now: datetime, *, method: str, opera
         if row is None:
             raise
         return row, "check_in"
+
+
+def _row(session, activity_id: int, user_id: int) -> Attendance | None:
+    """One volunteer's attendance, locked. Every writer takes the activity's lock first, then this
+    row, then the person's account: one order, so two of them never wait on each other in a cycle."""
+    return session.scalar(
+        sa.select(Attendance)
+        .where(Attendance.activity_id == activity_id, Attendance.user_id == user_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
 
 
 def _scanned(row: Attendance, action: str, activity: Activity, method: str, actor: User, now: datetime):
@@ -173,11 +184,15 @@ def _credit_for(session, row: Attendance, check_in: datetime | None, check_out: 
             *others, Attendance.checked_in_at >= start, Attendance.checked_in_at < end
         )
     )
-    spans = session.execute(
-        sa.select(Attendance.checked_in_at, Attendance.checked_out_at).where(
-            *others, Attendance.checked_in_at < check_out, Attendance.checked_out_at > check_in
-        )
-    ).all()
+    # What another attendance credited lies inside its own activity's window: only that is taken.
+    spans = [
+        (max(came, starts), min(went, ends))
+        for came, went, starts, ends in session.execute(
+            sa.select(Attendance.checked_in_at, Attendance.checked_out_at, Activity.starts_at, Activity.ends_at)
+            .join(Activity, Activity.id == Attendance.activity_id)
+            .where(*others, Attendance.checked_in_at < check_out, Attendance.checked_out_at > check_in)
+        ).all()
+    ]
     return credit(check_in, check_out, activity.starts_at, activity.ends_at, rule, already or 0, spans)
 
 
@@ -192,9 +207,12 @@ def _settle(session, row: Attendance, now: datetime, *, actor_id: int | None, ma
     total = _credit_for(session, row, row.checked_in_at, row.checked_out_at, rule)
     scanned = total
     if makeup:
-        scanned = _credit_for(session, row, row.scanned_in_at, row.scanned_out_at, rule)
-        if scanned.credited_minutes > total.credited_minutes:
-            scanned = total
+        # The part the scans earned (as settled then); everything above it is the make-up.
+        scanned = dataclasses.replace(
+            total,
+            credited_minutes=min(row.scanned_minutes, total.credited_minutes),
+            points=min(row.scanned_points, total.points),
+        )
     key = f"attendance:{row.id}:{row.version}"
     place = {
         "title": activity.title,
@@ -238,13 +256,17 @@ def _snapshot(row: Attendance) -> dict:
     }
 
 
-def _check_times(checked_in_at: datetime | None, checked_out_at: datetime | None, now: datetime) -> None:
+def _check_times(
+    activity: Activity, checked_in_at: datetime | None, checked_out_at: datetime | None, now: datetime
+) -> None:
     if checked_in_at is None or checked_out_at is None:
         raise Invalid("times_invalid", errors={"checked_in_at": ["请填写签到和签退时间"]})
     if checked_out_at < checked_in_at:
         raise Invalid("times_invalid", errors={"checked_out_at": ["签退须晚于签到"]})
     if max(checked_in_at, checked_out_at) > now + timedelta(minutes=5):
         raise Invalid("times_in_future", errors={"checked_out_at": ["签到、签退时间不能在将来"]})
+    if checked_in_at < activity.starts_at - NEAR or checked_out_at > activity.ends_at + NEAR:
+        raise Invalid("times_invalid", errors={"checked_in_at": ["签到、签退须在活动当天前后"]})
 
 
 def correct(
@@ -267,14 +289,14 @@ def correct(
         raise Invalid("reason_required", errors={"reason": ["请填写补录或更正的原因"]})
     with unit_of_work() as session:
         activity = activities.organized(actor, activity_id, lock=True)
-        _check_times(checked_in_at, checked_out_at, now)
+        if activity.status not in ("published", "finished", "closed"):
+            raise Conflict("activity_state")  # a cancelled (or draft) activity has no attendance
+        _check_times(activity, checked_in_at, checked_out_at, now)
         volunteer = session.get(User, user_id)
         if volunteer is None:
             raise Invalid("volunteer_not_signed_up", errors={"user_id": [message("volunteer_not_signed_up")]})
         duties.require_not_beneficiary(actor, volunteer)
-        row = session.scalar(
-            sa.select(Attendance).where(Attendance.activity_id == activity.id, Attendance.user_id == user_id)
-        )
+        row = _row(session, activity.id, user_id)
         before = None
         if row is None:
             # A back-fill is for a volunteer who came but did not scan: only one signed up and
@@ -303,9 +325,14 @@ def correct(
         awards.hold(session, user_id)
         rule = _rule(activity)
         proposed = _credit_for(session, row, checked_in_at, checked_out_at, rule)
-        scanned = _credit_for(session, row, row.scanned_in_at, row.scanned_out_at, rule)
-        makeup = proposed.credited_minutes > scanned.credited_minutes
-        lowers_approved = row.review == "approved" and proposed.credited_minutes <= row.credited_minutes
+        # More than the scans earned, in minutes or in points (a raised rate, a wider window, a cap
+        # escaped by filing the minutes under another day), is a make-up.
+        makeup = proposed.credited_minutes > row.scanned_minutes or proposed.points > row.scanned_points
+        lowers_approved = (
+            row.review == "approved"
+            and proposed.credited_minutes <= row.credited_minutes
+            and proposed.points <= row.points
+        )
         row.operator_id, row.updated_at = actor.id, now
         if makeup and not lowers_approved:
             _propose(row, checked_in_at, checked_out_at, reason, actor)
@@ -322,14 +349,11 @@ def correct(
 
 def _propose(row: Attendance, checked_in_at: datetime, checked_out_at: datetime, reason: str, actor: User) -> None:
     """Hold a make-up for review; what is credited now stays as it is until a reviewer decides."""
-    if row.status in ("open", "auto"):
-        # Nothing was credited for an unfinished or auto-closed attendance: it ends here.
-        row.checked_out_at = max(row.checked_in_at, min(checked_out_at, row.checked_out_at or checked_out_at))
-        row.status = "closed"
-        row.method_out = row.method_out or "manual"
+    # Nothing else changes until a reviewer decides: an open row stays open (the volunteer can still
+    # scan out), an auto-closed one stays as the job left it.
+    # reviewed_by/at keep naming who approved the make-up credited now, if any, until a decision.
     row.review, row.proposed_in_at, row.proposed_out_at = "pending", checked_in_at, checked_out_at
     row.review_reason, row.recorded_by_id = reason[:255], actor.id
-    row.reviewed_by_id = row.reviewed_at = row.review_note = None
 
 
 def _record_correction(session, row, before, reason, actor, activity, now, action) -> None:
@@ -366,12 +390,7 @@ def _reviewable(session, actor: User, activity_id: int, user_id: int) -> tuple[A
     if activity is None:
         raise NotFound("activity_not_found")
     authorize(actor, REVIEWERS, activity.region, hide=True)
-    row = session.scalar(
-        sa.select(Attendance)
-        .where(Attendance.activity_id == activity.id, Attendance.user_id == user_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    row = _row(session, activity.id, user_id)
     if row is None:
         raise NotFound()
     if row.review != "pending":
@@ -406,7 +425,12 @@ def reject(*, actor: User, activity_id: int, user_id: int, reason: str, now: dat
     with unit_of_work() as session:
         activity, row = _reviewable(session, actor, activity_id, user_id)
         before = _snapshot(row)
-        row.review, row.reviewed_by_id, row.reviewed_at, row.review_note = "rejected", actor.id, now, reason[:255]
+        if row.makeup_minutes:
+            # What is credited is an earlier, approved make-up: it stands; only the proposal goes.
+            row.review, row.review_note = "approved", reason[:255]
+        else:
+            row.review, row.reviewed_by_id, row.reviewed_at = "rejected", actor.id, now
+            row.review_note = reason[:255]
         row.proposed_in_at = row.proposed_out_at = None
         row.updated_at = now
         _record_correction(session, row, before, reason, actor, activity, now, "attendance.reject")
@@ -458,12 +482,8 @@ def annul(*, actor: User, activity_id: int, user_id: int, reason: str, now: date
 
 def _organized_row(session, actor: User, activity_id: int, user_id: int) -> tuple[Activity, Attendance]:
     """The activity (which `actor` must organize) and one volunteer's attendance, locked."""
-    activity = activities.organized(actor, activity_id)
-    row = session.scalar(
-        sa.select(Attendance)
-        .where(Attendance.activity_id == activity.id, Attendance.user_id == user_id)
-        .with_for_update()
-    )
+    activity = activities.organized(actor, activity_id, lock=True)
+    row = _row(session, activity.id, user_id)
     if row is None:
         raise NotFound()
     return activity, row
@@ -478,6 +498,8 @@ def confirm(
         _activity, row = _organized_row(session, actor, activity_id, user_id)
         if row.status != "auto":
             raise Conflict("not_auto_closed")
+        if row.review == "pending":
+            raise Conflict("makeup_pending")
         checked_in_at, out = row.checked_in_at, checked_out_at or row.checked_out_at
         return correct(
             actor=actor,

@@ -23,6 +23,8 @@ MESSAGES = {
     "attendance_annulled": "该签到记录已作废",
     "not_pending_review": "该记录没有待审核的补录",
     "activity_has_attendance": "该活动已有签到记录，不能取消；请先作废签到记录（积分会全额冲正）",
+    "makeup_pending": "已提交补录，正在等待审核员审核",
+    "activity_settled": "已有签到记录，不能再修改活动时间、类别或积分标准",
     "region_outside_department": "活动地点须在本部门所辖地区之内",
 }
 

@@ -110,6 +110,11 @@ class Attendance(db.Model):
     # earn are a make-up, which waits for a second person (the four-eyes rule, API.md).
     scanned_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     scanned_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What the scans earned when they were settled (rule, window and day of that moment): a later
+    # change of the activity, the rule or the day a correction files the minutes under never turns
+    # into credit nobody reviewed.
+    scanned_minutes: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    scanned_points: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
     makeup_minutes: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
     review: Mapped[str | None] = mapped_column(sa.String(16))
     proposed_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

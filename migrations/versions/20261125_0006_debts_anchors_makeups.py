@@ -51,6 +51,8 @@ def upgrade():
     with op.batch_alter_table('attendance') as batch:
         batch.add_column(sa.Column('scanned_in_at', sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column('scanned_out_at', sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column('scanned_minutes', sa.Integer(), server_default='0', nullable=False))
+        batch.add_column(sa.Column('scanned_points', sa.Integer(), server_default='0', nullable=False))
         batch.add_column(sa.Column('makeup_minutes', sa.Integer(), server_default='0', nullable=False))
         batch.add_column(sa.Column('review', sa.String(length=16), nullable=True))
         batch.add_column(sa.Column('proposed_in_at', sa.DateTime(timezone=True), nullable=True))
@@ -68,6 +70,10 @@ def upgrade():
     # What the scans said, for attendances recorded before this revision.
     op.execute("UPDATE attendance SET scanned_in_at = checked_in_at WHERE method_in IN ('venue', 'kiosk')")
     op.execute("UPDATE attendance SET scanned_out_at = checked_out_at WHERE method_out IN ('venue', 'kiosk')")
+    op.execute(
+        "UPDATE attendance SET scanned_minutes = credited_minutes, scanned_points = points "
+        "WHERE method_in IN ('venue', 'kiosk') AND method_out IN ('venue', 'kiosk') AND NOT manual"
+    )
 
 
 def downgrade():
@@ -78,8 +84,8 @@ def downgrade():
         batch.drop_constraint(op.f('fk_attendance_reviewed_by_id_users'), type_='foreignkey')
         batch.drop_constraint(op.f('fk_attendance_recorded_by_id_users'), type_='foreignkey')
         for column in ('review_note', 'reviewed_at', 'reviewed_by_id', 'recorded_by_id', 'review_reason',
-                       'proposed_out_at', 'proposed_in_at', 'review', 'makeup_minutes', 'scanned_out_at',
-                       'scanned_in_at'):
+                       'proposed_out_at', 'proposed_in_at', 'review', 'makeup_minutes', 'scanned_points',
+                       'scanned_minutes', 'scanned_out_at', 'scanned_in_at'):
             batch.drop_column(column)
     op.drop_index('ix_debt_account', table_name='debt')
     op.drop_table('debt')
