@@ -104,6 +104,17 @@ def test_an_adjustment_at_the_threshold_posts_at_once(client, world):
     assert db.session.scalar(sa.select(Adjustment.status)) == "posted"
 
 
+def test_a_large_adjustment_split_into_small_ones_still_waits_for_a_second_admin(client, world):
+    admin, resident = world.users["admin"], world.users["resident"]
+    step = adjustments.DEFAULT_REVIEW_ABOVE // 2
+    answers = [adjust(client, admin, resident, step, reason=f"表彰 {n}") for n in range(4)]
+    assert [a.status_code for a in answers] == [201, 201, 202, 202]
+    assert balance(resident) == 2 * step
+    # Another admin's own small adjustment is counted on its own.
+    other = f.grant(f.user("4301", name="郑管理"), "admin", "region", "4301")
+    assert adjust(client, other, resident, step, reason="表彰").status_code == 201
+
+
 def test_the_review_threshold_is_configured_and_applies_to_debits_too(app, client, world, monkeypatch):
     admin, resident = world.users["admin"], world.users["resident"]
     f.fund(resident, 50)
