@@ -20,7 +20,7 @@ from community.models import Region, User
 from core import clock
 from core.db import db, unit_of_work
 from points import archive, ledger, policies
-from points.models import Account, Transfer
+from points.models import Account, ArchiveEntry, Transfer
 
 
 @dataclass
@@ -55,7 +55,17 @@ def _net_total(session, *conditions) -> int:
 def lapsing(session, user_id: int, cutoff: date) -> int:
     account_id = ledger.resident_account(session, user_id)
     cut = clock.day_start(cutoff)
-    earned_before = _net_total(session, Transfer.to_account_id == account_id, Transfer.created_at < cut)
+    # Points count as earned when the service or deed they record took place (the archive entry's
+    # date), not when they were booked: a correction that re-credits old service today does not
+    # make old points young again.
+    earned_at = sa.func.coalesce(
+        sa.select(sa.func.min(ArchiveEntry.occurred_at))
+        .where(ArchiveEntry.transfer_id == Transfer.id)
+        .correlate(Transfer)
+        .scalar_subquery(),
+        Transfer.created_at,
+    )
+    earned_before = _net_total(session, Transfer.to_account_id == account_id, earned_at < cut)
     gone = _net_total(session, Transfer.from_account_id == account_id)
     balance = session.scalar(sa.select(Account.balance).where(Account.id == account_id)) or 0
     return max(0, min(earned_before - gone, int(balance)))

@@ -425,3 +425,26 @@ def test_a_re_settle_keeps_the_rule_the_credit_used(w):
     )
     after = correct(w, activity, "resident", row.checked_in_at, row.checked_out_at, reason="核对")
     assert ledger.balance(db.session, resident.id) == 20 or after.review == "pending"  # actual: 100, review null
+
+
+def test_a_correction_to_the_same_times_does_not_make_old_points_young_again(w):
+    """Annual expiry dates points by the service they record. A correction of a 2025 attendance
+    to its own scanned times reverses the old credit and credits it again today; the points are
+    still 2025's and still lapse at the 2027 settlement."""
+    from datetime import date
+
+    from points import expiry, policies
+
+    resident = w.users["resident"]
+    policies.set_policy(
+        actor=None, region=w.regions["county"], now=utcnow(), expiry="annual", settlement_month=3, settlement_day=1
+    )
+    day = date(2025, 6, 1)
+    activity, row = scanned_visit(
+        w, "resident", local_at(day, 9), local_at(day, 12), local_at(day, 9), local_at(day, 12)
+    )
+    assert row.points == 30
+    assert expiry.next_lapse(resident, date(2027, 2, 1)).points == 30
+    same = correct(w, activity, "resident", row.checked_in_at, row.checked_out_at, reason="核对")
+    assert same.review is None
+    assert expiry.next_lapse(resident, date(2027, 2, 1)).points == 30
