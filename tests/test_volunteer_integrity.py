@@ -40,6 +40,18 @@ def served(w, who="resident", *, hours=3, stay=None, start_in=timedelta(hours=-4
     return activity, row
 
 
+def spend_30(w, resident):
+    """The clerk sells the resident three bottles of oil: 30 points."""
+    return redemption.redeem(
+        actor=w.users["clerk"],
+        store_id=w.stores["s1"].id,
+        lines=[redemption.Line(w.items["oil"].id, 3)],
+        key="spend-all",
+        now=utcnow(),
+        resident_id=resident.id,
+    )
+
+
 def sound(user) -> None:
     assert ledger.invariant_problems(db.session) == []
     assert archive.verify(db.session, user.id).ok
@@ -49,14 +61,7 @@ def test_correcting_spent_points_again_and_again_never_mints_new_ones(w):
     resident = w.users["resident"]
     activity, row = served(w)
     assert row.points == 30
-    redemption.redeem(
-        actor=w.users["clerk"],
-        store_id=w.stores["s1"].id,
-        lines=[redemption.Line(w.items["oil"].id, 3)],
-        key="spend-all",
-        now=utcnow(),
-        resident_id=resident.id,
-    )
+    spend_30(w, resident)
     assert ledger.balance(db.session, resident.id) == 0
     for n in range(3):
         attendance.correct(
@@ -78,14 +83,7 @@ def test_correcting_spent_points_again_and_again_never_mints_new_ones(w):
 def test_a_lowering_correction_of_spent_points_leaves_a_debt_that_later_credits_pay_first(w):
     resident = w.users["resident"]
     activity, _ = served(w)
-    redemption.redeem(
-        actor=w.users["clerk"],
-        store_id=w.stores["s1"].id,
-        lines=[redemption.Line(w.items["oil"].id, 3)],
-        key="spend-all",
-        now=utcnow(),
-        resident_id=resident.id,
-    )
+    spend_30(w, resident)
     attendance.annul(
         actor=w.users["organizer"], activity_id=activity.id, user_id=resident.id, reason="其实没来", now=utcnow()
     )
@@ -314,14 +312,7 @@ def test_a_refund_pays_a_corrections_debt_first(w):
 
     resident = w.users["resident"]
     activity, _ = served(w)
-    basket = redemption.redeem(
-        actor=w.users["clerk"],
-        store_id=w.stores["s1"].id,
-        lines=[redemption.Line(w.items["oil"].id, 3)],
-        key="spend-all",
-        now=utcnow(),
-        resident_id=resident.id,
-    )
+    basket = spend_30(w, resident)
     attendance.annul(
         actor=w.users["organizer"], activity_id=activity.id, user_id=resident.id, reason="其实没来", now=utcnow()
     )
