@@ -156,9 +156,30 @@ def _register_cli(app: Flask) -> None:
         click.echo(f"scheduler: {len(JOBS)} jobs, time zone {app.config['TIMEZONE']}")
         build_scheduler(app, blocking=True).start()
 
+    ledger_cli = AppGroup("ledger", help="积分与库存账本 (ledgers)")
+
+    @ledger_cli.command("check")
+    def ledger_check() -> None:
+        """Every invariant of points, stock and archives; exit status 1 naming each break."""
+        from exchange import inventory
+        from points import archive, ledger
+
+        problems = [f"ledger: {p}" for p in ledger.invariant_problems(db.session)]
+        problems += [f"stock: {p}" for p in inventory.invariant_problems(db.session)]
+        residents = archive.residents_with_entries(db.session)
+        for user_id in residents:
+            result = archive.verify(db.session, user_id)
+            problems += [f"archive of resident {user_id}: {p}" for p in result.problems]
+        for problem in problems:
+            click.echo(problem)
+        click.echo(f"checked the ledgers and {len(residents)} archives: {len(problems)} problems")
+        if problems:
+            raise SystemExit(1)
+
     app.cli.add_command(demo)
     app.cli.add_command(jobs)
     app.cli.add_command(scheduler)
+    app.cli.add_command(ledger_cli)
 
 
 def _maybe_start_scheduler(app: Flask) -> None:

@@ -214,3 +214,23 @@ def test_concurrent_retries_of_one_key_apply_once(app, world):
     assert len({r.get_data() for r in responses}) == 1
     db.session.rollback()
     assert archive.totals(db.session, user.id)["balance"] == 3
+
+
+def test_ledger_check_passes_on_sound_books_and_names_each_break(app, world):
+    user_id = world.users["resident"].id
+    serve(world.users["resident"], world.departments["d1"].id, "attendance:1:1")
+    runner = app.test_cli_runner()
+    sound = runner.invoke(args=["ledger", "check"])
+    assert sound.exit_code == 0 and "0 problems" in sound.output
+    db.session.commit()
+    with db.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE account SET balance = balance + 100 WHERE owner_id = :u AND kind = 'resident'"),
+            {"u": user_id},
+        )
+        conn.execute(sa.text("UPDATE item SET stock = stock + 1 WHERE id = :i"), {"i": world.items["oil"].id})
+    db.session.rollback()  # the test's own read transaction (on SQLite: a snapshot) ends here
+    broken = runner.invoke(args=["ledger", "check"])
+    assert broken.exit_code == 1, broken.output
+    assert "ledger: " in broken.output and "stock: " in broken.output
+    assert f"archive of resident {user_id}: " in broken.output
