@@ -11,6 +11,7 @@ from community import codes, pii
 from community.messages import MESSAGES
 from community.models import Region, User
 from core import audit
+from core.bounds import parse_int
 from core.db import db, unit_of_work
 from core.errors import Conflict, Invalid
 from core.security import hash_password, issue_api_token, password_problems, verify_password
@@ -154,9 +155,10 @@ def user_for_token(user_id: int, version: int) -> User | None:
 
 def user_for_session(session_id: str) -> User | None:
     user_id, _, version = session_id.partition(":")
-    if not user_id.isdigit() or not version.isdigit():
+    try:
+        return user_for_token(parse_int(user_id, minimum=1), parse_int(version, minimum=0))
+    except ValueError:
         return None
-    return user_for_token(int(user_id), int(version))
 
 
 def personal_code(user: User, now: datetime) -> tuple[str, datetime]:

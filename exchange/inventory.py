@@ -12,6 +12,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from core.bounds import STOCK_MAX
 from core.errors import Invalid
 from exchange.messages import MESSAGES  # noqa: F401  (registers the Chinese messages)
 from exchange.models import Item, StockMovement
@@ -37,13 +38,16 @@ def move(
         raise Invalid("stock_delta_invalid", errors={"delta": ["数量须为非零整数"]})
     stock_after = session.scalar(
         sa.update(Item)
-        .where(Item.id == item_id, Item.stock + delta >= 0)
+        .where(Item.id == item_id, Item.stock + delta >= 0, Item.stock + delta <= STOCK_MAX)
         .values(stock=Item.stock + delta)
         .returning(Item.stock)
     )
     if stock_after is None:
-        if session.get(Item, item_id) is None:
+        stock = session.scalar(sa.select(Item.stock).where(Item.id == item_id))
+        if stock is None:
             raise Invalid("item_not_found")
+        if stock + delta > STOCK_MAX:
+            raise Invalid("stock_too_large", errors={"delta": [f"库存不能超过 {STOCK_MAX:,} 件"]})
         raise Invalid("out_of_stock")
     movement = StockMovement(
         item_id=item_id,

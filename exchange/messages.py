@@ -3,6 +3,7 @@
 from core.errors import register_messages
 
 MESSAGES = {
+    "stock_too_large": "库存超过上限",
     "out_of_stock": "库存不足",
     "monthly_limit": "超出本月兑换限额",
     "store_not_found": "找不到该超市",

@@ -339,3 +339,13 @@ def test_the_report_page_lets_an_admin_void_without_a_code(app, w):
     )
     db.session.rollback()
     assert db.session.get(Redemption, made).status == "voided"
+
+
+def test_stock_never_grows_past_its_ceiling_however_many_deliveries(client, w):
+    oil = w.items["oil"]  # 5 in stock
+    url = f"/api/v1/items/{oil.id}/stock"
+    first = client.post(url, json={"delta": 999_995, "reason": "purchase"}, headers=f.bearer(w.users["clerk"]))
+    assert first.status_code == 200 and first.get_json()["stock"] == 1_000_000
+    more = client.post(url, json={"delta": 1, "reason": "purchase"}, headers=f.bearer(w.users["clerk"]))
+    assert more.status_code == 422 and more.get_json()["code"] == "stock_too_large"
+    assert db.session.get(Item, oil.id, populate_existing=True).stock == 1_000_000
