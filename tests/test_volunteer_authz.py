@@ -65,42 +65,34 @@ def target_attendance(w: World) -> str:
     return f"/api/v1/activities/{running(w)}/attendances/{w.users['target'].id}"
 
 
-def makeup_path(w: World) -> str:
-    """The target's attendance at the running activity with a back-fill waiting for review."""
+def back_filled(w: World, minutes_ago: int, minutes: int) -> str:
+    """The target's attendance at the running activity, back-filled by the organizer once."""
     path = target_attendance(w)
-    if "makeup" not in w.extra:
-        start = utcnow().replace(microsecond=0) - timedelta(minutes=40)
+    if "back_filled" not in w.extra:
+        start = utcnow().replace(microsecond=0) - timedelta(minutes=minutes_ago)
         attendance.correct(
             actor=w.users["organizer"],
             activity_id=running(w),
             user_id=w.users["target"].id,
             checked_in_at=start,
-            checked_out_at=start + timedelta(minutes=40),
+            checked_out_at=start + timedelta(minutes=minutes),
             reason="忘记扫码",
             now=utcnow(),
         )
-        w.extra["makeup"] = True
+        w.extra["back_filled"] = True
     return path
 
 
-REVIEWER = {"reviewer": 200, "admin": 200, "admin_elsewhere": 404, "anonymous": 401}
+def makeup_path(w: World) -> str:
+    """A back-fill inside the running activity's window: a make-up waiting for review."""
+    return back_filled(w, 40, 40)
 
 
 def annul_path(w: World) -> str:
-    path = target_attendance(w)
-    if "annul" not in w.extra:
-        start = utcnow().replace(microsecond=0) - timedelta(minutes=90)
-        attendance.correct(
-            actor=w.users["organizer"],
-            activity_id=running(w),
-            user_id=w.users["target"].id,
-            checked_in_at=start,
-            checked_out_at=start + timedelta(minutes=60),
-            reason="补录",
-            now=utcnow(),
-        )
-        w.extra["annul"] = True
-    return f"{path}/annul"
+    return back_filled(w, 90, 60) + "/annul"
+
+
+REVIEWER = {"reviewer": 200, "admin": 200, "admin_elsewhere": 404, "anonymous": 401}
 
 
 CASES = [

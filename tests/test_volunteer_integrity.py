@@ -327,3 +327,20 @@ def test_a_refund_pays_a_corrections_debt_first(w):
     account = db.session.scalar(sa.select(Account).where(Account.owner_id == resident.id, Account.kind == "resident"))
     assert (account.balance, account.debt) == (0, 0)
     sound(resident)
+
+
+def test_a_walk_in_scanning_eight_times_at_once_gets_one_sign_up_and_one_attendance(app, w):
+    from tests.test_core_concurrency import run_threads
+
+    activity = make_activity(w, start_in=timedelta(minutes=-30), hours=2, allow_walk_in=True)
+    token = tokens.rotating(activity, utcnow())[0]
+    bearer = f.bearer(w.users["stranger"])
+
+    def scan_now(i):
+        return app.test_client().post("/api/v1/checkins", json={"token": token}, headers=bearer)
+
+    answers = run_threads(app, 8, scan_now)
+    assert [getattr(a, "status_code", a) for a in answers] == [200] * 8
+    db.session.rollback()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Attendance)) == 1
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Signup)) == 1
