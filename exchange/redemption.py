@@ -269,8 +269,12 @@ def void(*, actor: User, redemption_id: int, reason: str, now: datetime, code: s
             )
         redemption.status, redemption.voided_at, redemption.voided_by_id = "voided", now, actor.id
         redemption.void_reason, redemption.void_transfer_id = reason[:255], back.transfer.id
-        archive.append(
+        # The refund is a credit like any other: recorded through the points door, it pays a
+        # correction's debt first.
+        awards.record(
             session,
+            move=back,
+            actor_id=actor.id,
             user_id=redemption.resident_id,
             kind="void",
             occurred_at=now,
@@ -278,12 +282,7 @@ def void(*, actor: User, redemption_id: int, reason: str, now: datetime, code: s
             summary=f"撤销兑换（小票 {redemption.receipt_no}）：{reason}",
             points=back.moved,
             details={"redemption_id": redemption.id, "reason": reason},
-            transfer_id=back.transfer.id,
             cause=("void", redemption.id),
-        )
-        # The refund is a credit like any other: it pays a correction's debt first.
-        awards.pay_debts(
-            session, user_id=redemption.resident_id, key=f"void:{redemption.id}", now=now, actor_id=actor.id
         )
         audit.record(
             "redemption.void",

@@ -21,7 +21,7 @@ from core import audit
 from core.db import unit_of_work
 from core.errors import Conflict, Invalid, NotFound
 from core.security import authorize
-from points import archive, awards, duties, ledger
+from points import awards, duties, ledger
 from points.awards import issuer_region
 from points.models import Adjustment, ArchiveEntry, fits_id
 
@@ -233,8 +233,10 @@ def _book(session: Session, adjustment: Adjustment, *, actor: User, now: datetim
     details = {"reason": adjustment.reason, "by": adjustment.requested_by.name, "adjustment_id": adjustment.id}
     if actor.id != adjustment.requested_by_id:
         details["approved_by"] = actor.name
-    entry = archive.append(
+    return awards.record(
         session,
+        move=move,
+        actor_id=actor.id,
         user_id=adjustment.resident_id,
         kind="adjustment",
         occurred_at=now,
@@ -242,9 +244,5 @@ def _book(session: Session, adjustment: Adjustment, *, actor: User, now: datetim
         summary=f"管理员调整：{adjustment.reason}",
         points=adjustment.points,
         details=details,
-        transfer_id=move.transfer.id if move.transfer else None,
         cause=("adjustment_key", adjustment.key),
     )
-    if adjustment.points > 0:
-        awards.pay_debts(session, user_id=adjustment.resident_id, key=adjustment.key, now=now, actor_id=actor.id)
-    return entry

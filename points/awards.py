@@ -61,8 +61,10 @@ def credit_service(
                 details={"minutes": credit.credited_minutes},
             )
         label = "补录服务" if manual else "志愿服务"
-        entry = archive.append(
+        entry = record(
             session,
+            move=move,
+            actor_id=actor_id,
             user_id=user_id,
             kind="service",
             occurred_at=credit.check_in,
@@ -72,12 +74,28 @@ def credit_service(
             service_minutes=credit.credited_minutes,
             manual=manual,
             details=details,
-            transfer_id=move.transfer.id if move and move.transfer else None,
             cause=("service_key", key),
         )
-        if move is not None:
-            pay_debts(session, user_id=user_id, key=key, now=now, actor_id=actor_id)
     return entry
+
+
+def record(
+    session, *, move: ledger.Move | None, user_id: int, now: datetime, actor_id: int | None, **entry: Any
+) -> ArchiveEntry:
+    """The one way a movement of a resident's points reaches their archive: the entry naming its
+    transfer and, when the movement credited the resident, the debts it pays first (each with an
+    entry of its own). Services that credit a resident record through here, never around it."""
+    transfer = move.transfer if move is not None else None
+    written = archive.append(
+        session, user_id=user_id, now=now, transfer_id=transfer.id if transfer is not None else None, **entry
+    )
+    if (
+        transfer is not None
+        and not move.replayed
+        and transfer.to_account_id == ledger.resident_account(session, user_id)
+    ):
+        pay_debts(session, user_id=user_id, key=transfer.idempotency_key, now=now, actor_id=actor_id)
+    return written
 
 
 def hold(session, user_id: int) -> None:
@@ -88,8 +106,8 @@ def hold(session, user_id: int) -> None:
 
 
 def pay_debts(session, *, user_id: int, key: str, now: datetime, actor_id: int | None) -> list[ArchiveEntry]:
-    """After a credit (`key`), pay the resident's open debts first, each with its archive entry.
-    Every service that credits a resident calls this in the same unit of work."""
+    """After a credit (`key`), pay the resident's open debts first, each with its archive entry
+    (`record` calls this for every credit it writes)."""
     written = []
     for paid in ledger.pay_debts(
         session, ledger.resident_account(session, user_id), key=key, now=now, actor_id=actor_id

@@ -22,7 +22,7 @@ from core import audit, uploads
 from core.db import db, unit_of_work
 from core.errors import Conflict, Invalid, NotFound
 from core.security import authorize, covers
-from points import archive, awards, duties, ledger, policies
+from points import awards, duties, ledger, policies
 from points.models import Deed, DeedObjection, DeedType, fits_id
 
 log = logging.getLogger(__name__)
@@ -397,8 +397,10 @@ def _book(session: Session, deed: Deed, now: datetime) -> tuple[int, int]:
     summary = f"{'好人好事' if positive else '扣分'}：{deed.deed_type.name}，{deed.description[:80]}"
     if move.unpaid:
         summary += f"（余额不足，实扣 {move.moved} 分，未扣 {move.unpaid} 分）"
-    archive.append(
+    awards.record(
         session,
+        move=move,
+        actor_id=deed.reviewed_by_id,
         user_id=deed.resident_id,
         kind="deed" if positive else "deduction",
         occurred_at=datetime.combine(deed.occurred_on, datetime.min.time(), tzinfo=now.tzinfo),
@@ -412,13 +414,8 @@ def _book(session: Session, deed: Deed, now: datetime) -> tuple[int, int]:
             "unpaid": move.unpaid,
             "recorded_by": deed.recorded_by.name,
         },
-        transfer_id=move.transfer.id if move.transfer else None,
         cause=("deed", deed.id),
     )
-    if positive and move.transfer is not None and not move.replayed:
-        awards.pay_debts(
-            session, user_id=deed.resident_id, key=f"deed:{deed.id}", now=now, actor_id=deed.reviewed_by_id
-        )
     deed.transfer_id = move.transfer.id if move.transfer else None
     return moved, move.unpaid
 
