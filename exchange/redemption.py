@@ -11,15 +11,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
 import sqlalchemy as sa
-from flask import current_app
 
 from community import accounts
 from community.models import User
-from core import audit
+from core import audit, clock
 from core.db import db, unit_of_work
 from core.errors import Conflict, Forbidden, Invalid, NotFound
 from core.security import authorize, covers
@@ -36,13 +34,6 @@ MAX_QTY = 99
 class Line:
     item_id: int
     qty: int
-
-
-def local_bounds(now: datetime) -> tuple[datetime, datetime]:
-    """The start of the local month and of the local day of `now`, in UTC (limits and voids)."""
-    zone = ZoneInfo(current_app.config["TIMEZONE"])
-    day = datetime.combine(now.astimezone(zone).date(), time.min, tzinfo=zone)
-    return day.replace(day=1).astimezone(UTC), day.astimezone(UTC)
 
 
 def resolve_resident(store: Store, *, code: str | None, resident_id: int | None, now: datetime) -> tuple[User, str]:
@@ -198,7 +189,7 @@ def _check_monthly_limits(
     limited = [i for i in wanted if items[i].monthly_limit]
     if not limited:
         return
-    month_start, _ = local_bounds(now)
+    month_start = clock.month_start(now)
     taken = dict(
         session.execute(
             sa.select(RedemptionLine.item_id, sa.func.sum(RedemptionLine.qty))
@@ -239,7 +230,7 @@ def void(*, actor: User, redemption_id: int, reason: str, now: datetime, code: s
         if redemption.status == "voided":
             raise Conflict("already_voided")
         is_admin = covers(actor, "admin", redemption)
-        _, today = local_bounds(now)
+        today, _ = clock.bounds_of(now)
         if not is_admin and redemption.created_at < today:
             raise Forbidden("void_too_late")
         duties.require_not_beneficiary(actor, redemption.resident)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from community import pii
 from community.models import Region, User
-from core import audit, uploads
+from core import audit, clock, uploads
 from core.db import db, unit_of_work
 from core.errors import Conflict, Invalid, NotFound
 from core.security import authorize, covers
@@ -75,8 +75,11 @@ def record(
     errors: dict[str, list[str]] = {}
     if not description:
         errors["description"] = ["请描述事迹或违规情况"]
-    if occurred_on > now.date() + timedelta(days=1):
+    today = clock.today(now)
+    if occurred_on > today:
         errors["occurred_on"] = ["发生日期不能晚于今天"]
+    elif occurred_on < today - timedelta(days=366):
+        errors["occurred_on"] = ["发生日期须在一年之内"]
     if errors:
         raise Invalid(errors=errors)
     with unit_of_work() as session:

@@ -137,6 +137,18 @@ def test_a_grid_worker_records_only_for_their_own_grid(client, world):
         },
     )
     assert bad.status_code == 422 and {"description", "occurred_on"} <= set(bad.get_json()["errors"])
+    for when in (utcnow() + timedelta(days=2), utcnow() - timedelta(days=400)):  # tomorrow, last year
+        dated = client.post(
+            "/api/v1/deeds",
+            headers=f.bearer(world.users["grid_worker"]),
+            json={
+                "resident_id": world.users["resident"].id,
+                "deed_type": "haorenhaoshi",
+                "description": "帮邻居抢收稻谷",
+                "occurred_on": when.date().isoformat(),
+            },
+        )
+        assert dated.status_code == 422 and set(dated.get_json()["errors"]) == {"occurred_on"}
 
 
 def test_a_deduction_larger_than_the_balance_takes_the_balance_and_records_the_rest(world):

@@ -40,6 +40,18 @@ def served(w, who="resident", *, hours=3, stay=None, start_in=timedelta(hours=-4
     return activity, row
 
 
+def organizer_corrects(w, activity_id, user_id, checked_in_at, checked_out_at, reason):
+    return attendance.correct(
+        actor=w.users["organizer"],
+        activity_id=activity_id,
+        user_id=user_id,
+        checked_in_at=checked_in_at,
+        checked_out_at=checked_out_at,
+        reason=reason,
+        now=utcnow(),
+    )
+
+
 def spend_30(w, resident):
     """The clerk sells the resident three bottles of oil: 30 points."""
     return redemption.redeem(
@@ -64,14 +76,13 @@ def test_correcting_spent_points_again_and_again_never_mints_new_ones(w):
     spend_30(w, resident)
     assert ledger.balance(db.session, resident.id) == 0
     for n in range(3):
-        attendance.correct(
-            actor=w.users["organizer"],
-            activity_id=activity.id,
-            user_id=resident.id,
-            checked_in_at=activity.starts_at,
-            checked_out_at=activity.starts_at + timedelta(hours=3),
-            reason=f"核对第 {n + 1} 次",
-            now=utcnow(),
+        organizer_corrects(
+            w,
+            activity.id,
+            resident.id,
+            activity.starts_at,
+            activity.starts_at + timedelta(hours=3),
+            f"核对第 {n + 1} 次",
         )
         db.session.rollback()
         assert ledger.balance(db.session, resident.id) == 0
@@ -184,25 +195,13 @@ def test_a_make_up_posts_nothing_until_a_second_person_approves(client, w):
 def test_a_correction_back_to_what_the_scans_said_applies_at_once_without_review(client, w):
     resident = w.users["resident"]
     activity, _ = served(w, hours=3, start_in=timedelta(hours=-4))
-    # The scans said 30 minutes; the organizer says the volunteer stayed 3 hours.
-    attendance.correct(
-        actor=w.users["organizer"],
-        activity_id=activity.id,
-        user_id=resident.id,
-        checked_in_at=activity.starts_at,
-        checked_out_at=activity.starts_at + timedelta(minutes=30),
-        reason="签退记录有误",
-        now=utcnow(),
+    # The scans said 3 hours; the organizer first lowers it to 30 minutes, then restores it.
+    organizer_corrects(
+        w, activity.id, resident.id, activity.starts_at, activity.starts_at + timedelta(minutes=30), "签退记录有误"
     )
     assert ledger.balance(db.session, resident.id) == 5
-    attendance.correct(
-        actor=w.users["organizer"],
-        activity_id=activity.id,
-        user_id=resident.id,
-        checked_in_at=activity.starts_at,
-        checked_out_at=activity.starts_at + timedelta(hours=3),
-        reason="恢复原签退时间",
-        now=utcnow(),
+    organizer_corrects(
+        w, activity.id, resident.id, activity.starts_at, activity.starts_at + timedelta(hours=3), "恢复原签退时间"
     )
     db.session.rollback()
     assert db.session.scalar(sa.select(Attendance.review)) is None  # back to what the scans say: no review
@@ -254,15 +253,7 @@ def test_minutes_already_credited_elsewhere_are_never_credited_twice(w):
     assert row.points == 20
     second = make_activity(w, start_in=timedelta(hours=-3), hours=2)
     signups.sign_up(user=resident, activity_id=second.id, now=utcnow() - timedelta(hours=4))
-    attendance.correct(
-        actor=w.users["organizer"],
-        activity_id=second.id,
-        user_id=resident.id,
-        checked_in_at=second.starts_at,
-        checked_out_at=second.ends_at,
-        reason="补录",
-        now=utcnow(),
-    )
+    organizer_corrects(w, second.id, resident.id, second.starts_at, second.ends_at, "补录")
     db.session.rollback()
     pending = db.session.scalar(sa.select(Attendance).where(Attendance.activity_id == second.id))
     # Same two hours as the first activity: nothing to credit, so nothing even needs review.
