@@ -6,6 +6,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from community import codes, pii
 from community.messages import MESSAGES
@@ -135,7 +136,7 @@ def change_password(user: User, *, old: str, new: str, now: datetime) -> None:
     if problems := password_problems(new, phone=user.phone):
         raise Invalid("weak_password", errors={"new_password": problems})
     with unit_of_work() as session:
-        user = session.get(User, user.id, with_for_update=True)
+        user = session.get(User, user.id, with_for_update=True, populate_existing=True)
         user.password_hash = hash_password(new)
         user.token_version += 1
         user.password_changed_at = now
@@ -165,11 +166,15 @@ def personal_code(user: User, now: datetime) -> tuple[str, datetime]:
     return codes.issue(user.id, user.token_version, now)
 
 
-def resolve_personal_code(code: str, now: datetime) -> User:
-    """The active user a scanned personal code belongs to (kiosk, counter), or Invalid."""
+def resolve_personal_code(code: str, now: datetime, *, with_roles: bool = False) -> User:
+    """The active user a scanned personal code belongs to (kiosk, counter), or Invalid. With
+    `with_roles`, their role grants come in the same statement (the counter flags staff)."""
+
+    found: dict[int, User] = {}
+    options = [joinedload(User.grants)] if with_roles else []
 
     def version_of(user_id: int) -> int | None:
-        user = db.session.get(User, user_id)
+        user = found[user_id] = db.session.get(User, user_id, options=options)
         return user.token_version if user is not None and user.active else None
 
-    return db.session.get(User, codes.verify(code, now, version_of))
+    return found[codes.verify(code, now, version_of)]

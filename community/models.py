@@ -60,7 +60,7 @@ class Region(db.Model):
     depth: Mapped[int] = mapped_column(sa.Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    parent: Mapped[Region | None] = relationship(remote_side=[id], lazy="selectin", join_depth=1)
+    parent: Mapped[Region | None] = relationship(remote_side=[id])
 
     __table_args__ = (
         sa.CheckConstraint(_in("level", tuple(LEVEL_RANK)), name="level"),
@@ -94,7 +94,7 @@ class Department(db.Model):
     region_id: Mapped[int] = mapped_column(sa.ForeignKey("region.id", ondelete="RESTRICT"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    region: Mapped[Region] = relationship(lazy="selectin")
+    region: Mapped[Region] = relationship()
 
     __table_args__ = (sa.UniqueConstraint("region_id", "name"),)
 
@@ -117,7 +117,7 @@ class Household(db.Model):
     address: Mapped[str | None] = mapped_column(sa.String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    region: Mapped[Region] = relationship(lazy="selectin")
+    region: Mapped[Region] = relationship()
     members: Mapped[list[User]] = relationship(back_populates="household", order_by="User.id")
 
     def scope_keys(self) -> set[tuple[str, int]]:
@@ -153,10 +153,10 @@ class User(UserMixin, db.Model):
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    region: Mapped[Region] = relationship(lazy="selectin")
+    region: Mapped[Region] = relationship()
     household: Mapped[Household | None] = relationship(back_populates="members")
     grants: Mapped[list[RoleGrant]] = relationship(
-        back_populates="user", lazy="selectin", order_by="RoleGrant.id", foreign_keys="RoleGrant.user_id"
+        back_populates="user", order_by="RoleGrant.id", foreign_keys="RoleGrant.user_id"
     )
 
     # Flask-Login: the session id carries the token version, so a password change ends sessions.

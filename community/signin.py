@@ -230,7 +230,7 @@ def unlock(*, actor: User | None, user_id: int, now: datetime) -> User:
     if actor is not None:
         authorize(actor, "admin")
     with unit_of_work() as session:
-        user = session.get(User, user_id, with_for_update=True)
+        user = session.get(User, user_id, with_for_update=True, populate_existing=True)
         if user is None:
             raise NotFound("user_not_found")
         if actor is not None:

@@ -33,7 +33,10 @@ class Base(DeclarativeBase):
     metadata = sa.MetaData(naming_convention=NAMING)
 
 
-db = SQLAlchemy(model_class=Base, engine_options={"pool_pre_ping": True})
+# Objects keep their values after a commit: a response is built from what the use case already
+# holds, never by reloading every attribute it wrote. Row locks therefore always read fresh
+# (`populate_existing`), and a rollback still expires everything.
+db = SQLAlchemy(model_class=Base, engine_options={"pool_pre_ping": True}, session_options={"expire_on_commit": False})
 
 
 def utcnow() -> datetime:
@@ -108,7 +111,9 @@ def unit_of_work(session: Session | None = None) -> Iterator[Session]:
     """Run one use case in one write transaction and commit it once; roll back on any error.
 
     A read transaction left open by the request (loading the current user, say) is ended first,
-    so that the write transaction starts fresh and, on SQLite, takes the write lock up front.
+    so that the write transaction starts fresh and, on SQLite, takes the write lock up front. It
+    wrote nothing, so it ends by a commit, which keeps what it loaded (a rollback would expire the
+    current user and make every later access reload it).
     Re-entrant: an inner call joins the outer unit of work.
     """
     session = session or db.session()
@@ -124,7 +129,7 @@ def unit_of_work(session: Session | None = None) -> Iterator[Session]:
     if session.info.get("stray_writes") and session.in_transaction():
         raise NestedUnitOfWork("writes outside a unit of work would be rolled back: run them inside it")
     if session.in_transaction():
-        session.rollback()
+        session.commit()
     session.info["uow_depth"] = 1
     try:
         session.connection(execution_options={"sqlite_immediate": True})
@@ -139,3 +144,20 @@ def unit_of_work(session: Session | None = None) -> Iterator[Session]:
 
 def is_postgresql(session: Session | None = None) -> bool:
     return (session or db.session).get_bind().dialect.name == "postgresql"
+
+
+def insert_if_absent(
+    session: Session, model: Any, values: dict[str, Any], unique: tuple[str, ...], *, returning: bool = False
+) -> Any:
+    """INSERT the row unless one with the same `unique` columns exists (ON CONFLICT DO NOTHING, on
+    PostgreSQL and SQLite alike): the database decides, so two transactions racing to create the
+    same row cannot both win. Returns whether this call inserted it, or with `returning` the new
+    object (None when the row was already there), loaded in the same statement."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(model).values(**values).on_conflict_do_nothing(index_elements=list(unique))
+    if returning:
+        return session.scalars(statement.returning(model)).one_or_none()
+    return session.execute(statement).rowcount == 1

@@ -10,11 +10,9 @@ from collections.abc import Callable
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from core.db import UTCDateTime, db, unit_of_work, utcnow
+from core.db import UTCDateTime, db, insert_if_absent, unit_of_work, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +46,11 @@ def _log_sender(note: Notification) -> None:
 
 def queue(session: Session, *, user_id: int, kind: str, title: str, body: str, key: str, now: datetime) -> None:
     """Queue a message in the caller's transaction; a key already used does nothing."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(
-        insert(Notification)
-        .values(user_id=user_id, kind=kind, title=title[:128], body=body, key=key, created_at=now)
-        .on_conflict_do_nothing(index_elements=["key"])
+    insert_if_absent(
+        session,
+        Notification,
+        {"user_id": user_id, "kind": kind, "title": title[:128], "body": body, "key": key, "created_at": now},
+        ("key",),
     )
 
 
@@ -66,7 +64,7 @@ def deliver_pending(*, now: datetime, limit: int = 500) -> int:
     db.session.rollback()
     for note_id in ids:
         with unit_of_work() as session:
-            note = session.get(Notification, note_id, with_for_update=True)
+            note = session.get(Notification, note_id, with_for_update=True, populate_existing=True)
             if note is None or note.sent_at is not None:
                 continue
             for sender in [_log_sender, *_senders]:

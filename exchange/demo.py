@@ -12,7 +12,7 @@ from community.models import Region, User
 from core.db import db, utcnow
 from core.errors import DomainError
 from exchange import redemption, stores
-from points import ledger
+from points import awards
 
 GOODS = [
     ("食用油 5L", "粮油", "桶", 80, 20, 1),
@@ -79,7 +79,7 @@ def seed() -> str:
         if not served:
             continue
         resident = rng.choice(served)
-        balance = ledger.balance(db.session, resident.id)
+        balance = awards.balance(db.session, resident.id)
         affordable = [i for i in items[store.id] if i.points_price <= balance and i.stock > 0]
         if not affordable:
             continue

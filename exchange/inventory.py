@@ -67,6 +67,49 @@ def move(
     return movement
 
 
+def take(
+    session: Session,
+    wanted: dict[int, int],
+    *,
+    now: datetime,
+    actor_id: int,
+    redemption_id: int,
+    names: dict[int, str] | None = None,
+) -> None:
+    """Take a basket's goods out of stock, all or nothing: one guarded UPDATE for every line (so the
+    statements do not grow with the basket), then one movement per item. Out of stock → 422
+    `out_of_stock` naming nothing else changed (the caller's unit of work rolls back)."""
+    if not session.info.get("uow_depth"):
+        raise RuntimeError("inventory.take must run inside a unit of work")
+    ids = sorted(wanted)
+    qty = sa.case(wanted, value=Item.id)
+    after = dict(
+        session.execute(
+            sa.update(Item)
+            .where(Item.id.in_(ids), Item.stock >= qty)
+            .values(stock=Item.stock - qty)
+            .returning(Item.id, Item.stock)
+            .execution_options(synchronize_session=False)
+        ).all()
+    )
+    if len(after) != len(ids):
+        short = "、".join(f"「{(names or {}).get(i, i)}」" for i in ids if i not in after)
+        raise Invalid("out_of_stock", f"{short}库存不足", errors={"lines": [f"{short}库存不足"]})
+    movements = [
+        {
+            "item_id": item_id,
+            "delta": -wanted[item_id],
+            "stock_after": after[item_id],
+            "kind": "redemption",
+            "redemption_id": redemption_id,
+            "actor_id": actor_id,
+            "created_at": now,
+        }
+        for item_id in ids
+    ]
+    session.execute(sa.insert(StockMovement), movements)  # one statement for the whole basket
+
+
 def invariant_problems(session: Session) -> list[str]:
     """Items whose cached stock is not the sum of their movements, or is negative."""
     sums = (

@@ -27,7 +27,7 @@ class Store(db.Model):
     active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    region: Mapped[Region] = relationship(lazy="selectin")
+    region: Mapped[Region] = relationship()
 
     __table_args__ = (sa.UniqueConstraint("region_id", "name"),)
 
@@ -55,7 +55,7 @@ class Item(db.Model):
     picture: Mapped[str | None] = mapped_column(sa.String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    store: Mapped[Store] = relationship(lazy="selectin")
+    store: Mapped[Store] = relationship()
 
     __table_args__ = (
         sa.UniqueConstraint("store_id", "name"),
@@ -91,7 +91,7 @@ class StockMovement(db.Model):
     idempotency_key: Mapped[str | None] = mapped_column(sa.String(160), unique=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
-    item: Mapped[Item] = relationship(lazy="selectin")
+    item: Mapped[Item] = relationship()
 
     __table_args__ = (
         sa.CheckConstraint("delta <> 0", name="nonzero"),
@@ -123,9 +123,9 @@ class Redemption(db.Model):
     # a name search). NULL for redemptions made before this was recorded.
     identified_by: Mapped[str | None] = mapped_column(sa.String(8))
 
-    store: Mapped[Store] = relationship(lazy="selectin")
-    resident: Mapped[User] = relationship(foreign_keys=[resident_id], lazy="selectin")
-    clerk: Mapped[User] = relationship(foreign_keys=[clerk_id], lazy="selectin")
+    store: Mapped[Store] = relationship()
+    resident: Mapped[User] = relationship(foreign_keys=[resident_id])
+    clerk: Mapped[User] = relationship(foreign_keys=[clerk_id])
     lines: Mapped[list[RedemptionLine]] = relationship(
         back_populates="redemption", lazy="selectin", order_by="RedemptionLine.id"
     )

@@ -15,7 +15,7 @@ from community import services as community_services
 from community.models import User
 from core.db import db
 from exchange.models import Store
-from points import ledger
+from points import awards
 
 MAX_FOUND = 5
 
@@ -55,5 +55,5 @@ def find_residents(
             )
         )
     for person in people:
-        person.balance = ledger.balance(db.session, person.id)
+        person.balance = awards.balance(db.session, person.id)
     return people

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
 
 from community import accounts
 from community.models import User
@@ -24,8 +25,7 @@ from core.security import authorize, covers
 from exchange import inventory, queries
 from exchange.models import Item, Redemption, RedemptionLine, Store
 from exchange.stores import get_store
-from points import archive, awards, duties, ledger
-from points.models import Transfer
+from points import awards, duties
 
 MAX_QTY = 99
 
@@ -45,7 +45,7 @@ def resolve_resident(store: Store, *, code: str | None, resident_id: int | None,
     reveals nothing about people elsewhere and tells the clerk what to do: scan their code.
     """
     if code:
-        return accounts.resolve_personal_code(code, now), "code"
+        return accounts.resolve_personal_code(code, now, with_roles=True), "code"
     if resident_id:
         user = queries.served_resident(store, resident_id)
         if user is None:
@@ -84,15 +84,24 @@ def redeem(
     flagged = resident.has_role("clerk")
     full_key = f"redemption:{store.id}:{actor.id}:{key}"
     with unit_of_work() as session:
-        mine = ledger.resident_account(session, resident.id)
-        till = ledger.store_account(session, store.id)
-        ledger.lock(session, mine, till)
+        awards.hold(session, resident.id)  # first: a repeat of the key in flight waits, then finds it
         done = session.scalar(sa.select(Redemption).where(Redemption.idempotency_key == full_key))
         if done is not None:
             if done.resident_id != resident.id or Counter({ln.item_id: ln.qty for ln in done.lines}) != wanted:
                 raise Conflict("idempotency_conflict")
             return done
-        items = {i.id: i for i in session.scalars(sa.select(Item).where(Item.id.in_(wanted)))}
+        # Locked in id order (PostgreSQL): two baskets never wait on each other in a cycle, and the
+        # guarded stock UPDATE below finds the rows already ours.
+        items = {
+            i.id: i
+            for i in session.scalars(
+                sa.select(Item)
+                .where(Item.id.in_(wanted))
+                .order_by(Item.id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        }
         for item_id in wanted:
             item = items.get(item_id)
             if item is None or item.store_id != store.id:
@@ -101,16 +110,8 @@ def redeem(
                 raise Invalid("item_inactive", errors={"lines": [f"「{item.name}」已下架"]})
         _check_monthly_limits(session, resident.id, items, wanted, now)
         total = sum(items[i].points_price * q for i, q in wanted.items())
-        move = ledger.transfer(
-            session,
-            source=mine,
-            target=till,
-            amount=total,
-            kind="redemption",
-            key=full_key,
-            now=now,
-            actor_id=actor.id,
-            cause=("store", store.id),
+        paid = awards.debit_redemption(
+            session, user_id=resident.id, store_id=store.id, amount=total, key=full_key, now=now, actor_id=actor.id
         )
         redemption = Redemption(
             store_id=store.id,
@@ -118,39 +119,19 @@ def redeem(
             clerk_id=actor.id,
             idempotency_key=full_key,
             total_points=total,
-            balance_after=0,
-            transfer_id=move.transfer.id,
+            balance_after=paid.balance_after,
+            transfer_id=paid.transfer_id,
             flagged=flagged,
             identified_by=identified_by,
             created_at=now,
         )
         session.add(redemption)
         session.flush()
-        for item_id in sorted(wanted):  # id order: two baskets never wait on each other in a cycle
-            item = items[item_id]
-            inventory.move(
-                session,
-                item_id=item_id,
-                delta=-wanted[item_id],
-                kind="redemption",
-                now=now,
-                actor_id=actor.id,
-                redemption_id=redemption.id,
-            )
-            session.add(
-                RedemptionLine(
-                    redemption_id=redemption.id,
-                    item_id=item_id,
-                    name=item.name,
-                    unit=item.unit,
-                    qty=wanted[item_id],
-                    unit_points=item.points_price,
-                )
-            )
-        redemption.balance_after = ledger.balance(session, resident.id)
         goods = "、".join(f"{items[i].name}×{q}" for i, q in sorted(wanted.items()))
-        archive.append(
+        awards.record(
             session,
+            move=paid.move,
+            actor_id=actor.id,
             user_id=resident.id,
             kind="redemption",
             occurred_at=now,
@@ -162,9 +143,22 @@ def redeem(
                 "store": store.name,
                 "lines": [[items[i].name, q, items[i].points_price] for i, q in sorted(wanted.items())],
             },
-            transfer_id=move.transfer.id,
             cause=("redemption", redemption.id),
         )
+        lines = [
+            {
+                "redemption_id": redemption.id,
+                "item_id": item_id,
+                "name": items[item_id].name,
+                "unit": items[item_id].unit,
+                "qty": wanted[item_id],
+                "unit_points": items[item_id].points_price,
+            }
+            for item_id in sorted(wanted)
+        ]
+        session.execute(sa.insert(RedemptionLine), lines)  # one statement however long the basket
+        names = {i: item.name for i, item in items.items()}
+        inventory.take(session, wanted, now=now, actor_id=actor.id, redemption_id=redemption.id, names=names)
         audit.record(
             "redemption.create",
             "redemption",
@@ -180,7 +174,10 @@ def redeem(
             region_id=store.region_id,
             now=now,
         )
-    return db.session.get(Redemption, redemption.id)
+        # The response reads these from memory: no reload after the commit.
+        set_committed_value(redemption, "lines", [RedemptionLine(**line) for line in lines])
+        set_committed_value(redemption, "resident", resident)
+    return redemption
 
 
 def _check_monthly_limits(
@@ -237,15 +234,18 @@ def void(*, actor: User, redemption_id: int, reason: str, now: datetime, code: s
         confirmed_by = "admin" if is_admin and actor.id != redemption.clerk_id else "code"
         if confirmed_by == "code":
             _require_code_of(redemption.resident_id, code, now)
-        original = session.get(Transfer, redemption.transfer_id)
-        back = ledger.reverse(
+        back = awards.refund(
             session,
-            original,
+            transfer_id=redemption.transfer_id,
+            user_id=redemption.resident_id,
             key=f"void:{redemption.id}",
+            reason=reason,
             now=now,
             actor_id=actor.id,
-            reason=reason,
+            summary=f"撤销兑换（小票 {redemption.receipt_no}）：{reason}",
+            details={"redemption_id": redemption.id, "reason": reason},
             cause=("redemption", redemption.id),
+            entry_cause=("void", redemption.id),
         )
         for line in redemption.lines:
             inventory.move(
@@ -259,22 +259,7 @@ def void(*, actor: User, redemption_id: int, reason: str, now: datetime, code: s
                 note=reason[:255],
             )
         redemption.status, redemption.voided_at, redemption.voided_by_id = "voided", now, actor.id
-        redemption.void_reason, redemption.void_transfer_id = reason[:255], back.transfer.id
-        # The refund is a credit like any other: recorded through the points door, it pays a
-        # correction's debt first.
-        awards.record(
-            session,
-            move=back,
-            actor_id=actor.id,
-            user_id=redemption.resident_id,
-            kind="void",
-            occurred_at=now,
-            now=now,
-            summary=f"撤销兑换（小票 {redemption.receipt_no}）：{reason}",
-            points=back.moved,
-            details={"redemption_id": redemption.id, "reason": reason},
-            cause=("void", redemption.id),
-        )
+        redemption.void_reason, redemption.void_transfer_id = reason[:255], back.transfer_id
         audit.record(
             "redemption.void",
             "redemption",

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from community import services as community_services
 from community.models import User
@@ -30,7 +30,8 @@ community_services.register_scope_resolver("store", _store_resolver)
 
 
 def get_store(store_id: int) -> Store:
-    store = db.session.get(Store, store_id)
+    """The store with its region (every scope check reads it), in one statement."""
+    store = db.session.get(Store, store_id, options=[joinedload(Store.region, innerjoin=True)])
     if store is None:
         raise NotFound("store_not_found")
     return store

@@ -54,7 +54,7 @@ def request(*, actor: User, resident_id: int, points: int, reason: str, key: str
         duties.require_not_beneficiary(actor, resident)
         ledger_key = f"adjustment:{resident.id}:{key}"
         # Lock first, then look: a concurrent repeat of the key waits here and finds the first row.
-        ledger.lock(session, ledger.resident_account(session, resident.id))
+        ledger.hold(session, resident.id)
         existing = session.scalar(sa.select(Adjustment).where(Adjustment.key == ledger_key))
         if existing is not None:
             if (existing.points, existing.reason, existing.requested_by_id) != (points, reason[:200], actor.id):
@@ -205,44 +205,18 @@ def _settle(session: Session, adjustment: Adjustment, *, decider: User, note: st
 
 
 def _book(session: Session, adjustment: Adjustment, *, actor: User, now: datetime) -> ArchiveEntry:
-    """The one place an adjustment moves points: the transfer and the archive entry that explains it."""
-    issuer = ledger.issuer_account(session, "region", adjustment.issuer_region_id)
-    mine = ledger.resident_account(session, adjustment.resident_id)
-    source, target = (issuer, mine) if adjustment.points > 0 else (mine, issuer)
-    move = ledger.transfer(
-        session,
-        source=source,
-        target=target,
-        amount=abs(adjustment.points),
-        kind="adjustment",
-        key=adjustment.key,
-        now=now,
-        actor_id=actor.id,
-        cause=("resident", adjustment.resident_id),
-        details={"reason": adjustment.reason},
-    )
-    # Looked up after the transfer (which locked the accounts): an entry written for this key
-    # before adjustments were kept as rows is found instead of written twice.
-    done = session.scalar(
-        sa.select(ArchiveEntry).where(
-            ArchiveEntry.cause_type == "adjustment_key", ArchiveEntry.cause_id == adjustment.key
-        )
-    )
-    if done is not None:
-        return done
+    """The one place an adjustment moves points (through the points door, with its entry)."""
     details = {"reason": adjustment.reason, "by": adjustment.requested_by.name, "adjustment_id": adjustment.id}
     if actor.id != adjustment.requested_by_id:
         details["approved_by"] = actor.name
-    return awards.record(
+    return awards.adjust(
         session,
-        move=move,
-        actor_id=actor.id,
         user_id=adjustment.resident_id,
-        kind="adjustment",
-        occurred_at=now,
-        now=now,
-        summary=f"管理员调整：{adjustment.reason}",
+        region_id=adjustment.issuer_region_id,
         points=adjustment.points,
+        key=adjustment.key,
+        now=now,
+        actor_id=actor.id,
+        reason=adjustment.reason,
         details=details,
-        cause=("adjustment_key", adjustment.key),
-    )
+    ).entry

@@ -68,8 +68,7 @@ def append(
     transfer_id: int | None = None,
     cause: tuple[str, Any] | None = None,
 ) -> ArchiveEntry:
-    account_id = ledger.resident_account(session, user_id)
-    account = ledger.lock(session, account_id)[account_id]
+    account = ledger.hold(session, user_id)  # once per transaction: the ledger may hold it already
     seq, prev = account.archive_count + 1, account.archive_head
     entry = ArchiveEntry(
         user_id=user_id,
@@ -93,13 +92,14 @@ def append(
     # Guarded: the anchor moves only from the head this entry was chained to.
     moved = session.execute(
         sa.update(Account)
-        .where(Account.id == account_id, Account.archive_count == seq - 1)
+        .execution_options(synchronize_session=False)
+        .where(Account.id == account.id, Account.archive_count == seq - 1)
         .values(archive_count=seq, archive_head=entry.hash)
     ).rowcount
     if moved != 1:
         raise RuntimeError(f"archive of user {user_id} moved under us")
+    ledger.track(account, archive_count=seq, archive_head=entry.hash)
     session.flush()
-    session.expire(account)
     return entry
 
 

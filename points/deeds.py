@@ -22,7 +22,7 @@ from core import audit, clock, uploads
 from core.db import db, unit_of_work
 from core.errors import Conflict, Invalid, NotFound
 from core.security import authorize, covers
-from points import awards, duties, ledger, policies
+from points import awards, duties, policies
 from points.models import Deed, DeedObjection, DeedType, fits_id
 
 log = logging.getLogger(__name__)
@@ -378,49 +378,30 @@ def _post_if_due(session: Session, deed: Deed, now: datetime) -> bool:
 
 
 def _book(session: Session, deed: Deed, now: datetime) -> tuple[int, int]:
-    """The one place a deed moves points: the transfer (a deduction takes only what there is) and
-    the archive entry that explains it. Returns the points moved (signed) and those left unpaid."""
-    issuer = ledger.issuer_account(session, "region", deed.region_id)
-    resident = ledger.resident_account(session, deed.resident_id)
+    """The one place a deed moves points (through the points door, which writes the archive entry).
+    Returns the points moved (signed) and those left unpaid."""
     positive = deed.points > 0
-    source, target = (issuer, resident) if positive else (resident, issuer)
-    move = ledger.transfer(
+    posted = awards.credit_deed(
         session,
-        source=source,
-        target=target,
-        amount=abs(deed.points),
-        kind="deed" if positive else "deduction",
+        user_id=deed.resident_id,
+        region_id=deed.region_id,
+        points=deed.points,
         key=f"deed:{deed.id}",
         now=now,
         actor_id=deed.reviewed_by_id,
-        cause=("deed", deed.id),
-        partial=not positive,
-    )
-    moved = move.moved if positive else -move.moved
-    summary = f"{'好人好事' if positive else '扣分'}：{deed.deed_type.name}，{deed.description[:80]}"
-    if move.unpaid:
-        summary += f"（余额不足，实扣 {move.moved} 分，未扣 {move.unpaid} 分）"
-    awards.record(
-        session,
-        move=move,
-        actor_id=deed.reviewed_by_id,
-        user_id=deed.resident_id,
-        kind="deed" if positive else "deduction",
         occurred_at=datetime.combine(deed.occurred_on, datetime.min.time(), tzinfo=now.tzinfo),
-        now=now,
-        summary=summary,
-        points=moved,
+        summary=f"{'好人好事' if positive else '扣分'}：{deed.deed_type.name}，{deed.description[:80]}",
         details={
             "deed_id": deed.id,
             "type": deed.deed_type.code,
             "requested": deed.points,
-            "unpaid": move.unpaid,
             "recorded_by": deed.recorded_by.name,
         },
         cause=("deed", deed.id),
     )
-    deed.transfer_id = move.transfer.id if move.transfer else None
-    return moved, move.unpaid
+    deed.transfer_id = posted.transfer_id
+    moved = posted.move.moved if positive else -posted.move.moved
+    return moved, posted.move.unpaid
 
 
 def public_notice(now: datetime, *, days: int = 30) -> sa.Select:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import aliased
 from community.models import Region, User
 from core import clock
 from core.db import db, unit_of_work
-from points import archive, ledger, policies
+from points import awards, ledger, policies
 from points.models import Account, ArchiveEntry, Transfer
 
 
@@ -102,35 +102,13 @@ def apply(*, now: datetime) -> int:
         key = f"expiry:{user_id}:{today.year}"
         with unit_of_work() as session:
             # Lock first, then count: a redemption or void racing the job waits for it.
-            ledger.lock(session, ledger.resident_account(session, user_id))
+            ledger.hold(session, user_id)
             if session.scalar(sa.select(Transfer.id).where(Transfer.idempotency_key == key)) is not None:
                 continue
             points = lapsing(session, user_id, cutoff)
             if points <= 0:
                 continue
-            move = ledger.transfer(
-                session,
-                source=ledger.resident_account(session, user_id),
-                target=ledger.sink_account(session, "expiry"),
-                amount=points,
-                kind="expiry",
-                key=key,
-                now=now,
-                cause=("expiry", today.year),
-                partial=True,
+            lapsed += awards.expire(
+                session, user_id=user_id, points=points, key=key, now=now, cutoff=cutoff.isoformat(), year=today.year
             )
-            if not move.replayed and move.transfer is not None:
-                archive.append(
-                    session,
-                    user_id=user_id,
-                    kind="expiry",
-                    occurred_at=now,
-                    now=now,
-                    summary=f"积分到期：{cutoff.isoformat()} 前获得的积分 {move.moved} 分已过期",
-                    points=-move.moved,
-                    details={"cutoff": cutoff.isoformat()},
-                    transfer_id=move.transfer.id,
-                    cause=("expiry", today.year),
-                )
-                lapsed += move.moved
     return lapsed

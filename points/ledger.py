@@ -2,10 +2,11 @@
 
 Double entry: every movement is one immutable `Transfer` of a positive amount from one account to
 another, with a unique idempotency key. The caller's unit of work covers it (this module never
-commits). Accounts are locked in id order before anything is read (row locks on PostgreSQL; on
-SQLite the write transaction began with BEGIN IMMEDIATE), then a repeat of a key returns the
-first transfer, and a resident's balance moves only by a guarded UPDATE, so it cannot go below
-zero even if a lock were missed; the CHECK constraint is the last word.
+commits). A resident's account is held (`hold`: locked and read once per transaction, a row lock
+on PostgreSQL; on SQLite the write transaction began with BEGIN IMMEDIATE) before anything about
+it is read; system accounts (issuers, stores, sinks) have no floor and are only updated. A repeat
+of a key returns the first transfer, and a resident's balance moves only by a guarded UPDATE, so
+it cannot go below zero even if a lock were missed; the CHECK constraint is the last word.
 """
 
 from __future__ import annotations
@@ -17,15 +18,45 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import event
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
+from core.db import insert_if_absent
 from core.errors import Conflict, Invalid
 from points.messages import MESSAGES  # noqa: F401  (registers the Chinese messages)
 from points.models import Account, Debt, Transfer
 
 SINKS = {"expiry": 1}
+RESIDENT = "resident"
+_HELD = "ledger_held"  # session.info: the resident accounts this transaction has locked, by user id
+
+
+@dataclass(frozen=True)
+class Ref:
+    """An account named by its owner; `transfer` finds (or opens) it."""
+
+    kind: str
+    owner_type: str
+    owner_id: int
+
+
+def resident(user_id: int) -> Ref:
+    return Ref(RESIDENT, "user", user_id)
+
+
+def issuer(owner_type: str, owner_id: int) -> Ref:
+    if owner_type not in ("department", "region"):
+        raise ValueError(f"an issuer is a department or a region, not {owner_type!r}")
+    return Ref("issuer", owner_type, owner_id)
+
+
+def store(store_id: int) -> Ref:
+    return Ref("store", "store", store_id)
+
+
+def sink(name: str) -> Ref:
+    return Ref("sink", "system", SINKS[name])
 
 
 @dataclass
@@ -36,53 +67,99 @@ class Move:
     replayed: bool = False
 
 
-def _ensure(session: Session, kind: str, owner_type: str, owner_id: int) -> int:
-    """The id of the account, created if missing (safe when two transactions race to create it)."""
-    found = session.scalar(
-        sa.select(Account.id).where(
-            Account.kind == kind, Account.owner_type == owner_type, Account.owner_id == owner_id
-        )
+def _where(ref: Ref) -> tuple[Any, ...]:
+    return (Account.kind == ref.kind, Account.owner_type == ref.owner_type, Account.owner_id == ref.owner_id)
+
+
+def _open(session: Session, ref: Ref) -> None:
+    insert_if_absent(
+        session,
+        Account,
+        {"kind": ref.kind, "owner_type": ref.owner_type, "owner_id": ref.owner_id, "balance": 0},
+        ("kind", "owner_type", "owner_id"),
     )
-    if found is not None:
-        return found
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(
-        insert(Account)
-        .values(kind=kind, owner_type=owner_type, owner_id=owner_id, balance=0)
-        .on_conflict_do_nothing(index_elements=["kind", "owner_type", "owner_id"])
-    )
-    return session.scalar(
-        sa.select(Account.id).where(
-            Account.kind == kind, Account.owner_type == owner_type, Account.owner_id == owner_id
-        )
-    )
+
+
+def account_id(session: Session, ref: Ref) -> int:
+    """The id of the account (opened if missing; safe when two transactions race to open it).
+    System accounts are never locked: only a resident's balance has a floor to guard."""
+    held = session.info.get(_HELD, {})
+    if ref.kind == RESIDENT and ref.owner_id in held:
+        return held[ref.owner_id].id
+    found = session.scalar(sa.select(Account.id).where(*_where(ref)))
+    if found is None:
+        _open(session, ref)
+        found = session.scalar(sa.select(Account.id).where(*_where(ref)))
+    return found
 
 
 def resident_account(session: Session, user_id: int) -> int:
-    return _ensure(session, "resident", "user", user_id)
+    return account_id(session, resident(user_id))
 
 
 def issuer_account(session: Session, owner_type: str, owner_id: int) -> int:
-    if owner_type not in ("department", "region"):
-        raise ValueError(f"an issuer is a department or a region, not {owner_type!r}")
-    return _ensure(session, "issuer", owner_type, owner_id)
+    return account_id(session, issuer(owner_type, owner_id))
 
 
 def store_account(session: Session, store_id: int) -> int:
-    return _ensure(session, "store", "store", store_id)
+    return account_id(session, store(store_id))
 
 
 def sink_account(session: Session, name: str) -> int:
-    return _ensure(session, "sink", "system", SINKS[name])
+    return account_id(session, sink(name))
+
+
+def hold(session: Session, user_id: int) -> Account:
+    """Lock the resident's account for the rest of the transaction and read it fresh, once: later
+    calls in the same transaction get the same object, which this module keeps equal to the row
+    (every change to a held account goes through here while the lock is held).
+
+    Lock order: a transaction holds at most one resident account, taken before it touches any
+    system account (issuers, stores, sinks are only ever updated, never locked up front), so no two
+    transactions wait on each other in a cycle."""
+    held = session.info.setdefault(_HELD, {})
+    if user_id in held:
+        return held[user_id]
+    if not session.info.get("uow_depth"):
+        raise RuntimeError("ledger.hold must run inside a unit of work")
+    query = (
+        sa.select(Account).where(*_where(resident(user_id))).with_for_update().execution_options(populate_existing=True)
+    )
+    account = session.scalar(query)
+    if account is None:
+        _open(session, resident(user_id))
+        account = session.scalar(query)
+    held[user_id] = account
+    return account
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _release(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(_HELD, None)
 
 
 def lock(session: Session, *account_ids: int) -> dict[int, Account]:
-    """Lock the accounts (id order, so two transfers never deadlock) and read them fresh."""
+    """The accounts by id, residents held (locked once per transaction, read fresh), the others
+    read as they are."""
     ids = sorted(set(account_ids))
-    query = sa.select(Account).where(Account.id.in_(ids)).order_by(Account.id).execution_options(populate_existing=True)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
-    return {a.id: a for a in session.scalars(query)}
+    held = {a.id: a for a in session.info.get(_HELD, {}).values()}
+    rows = dict(held)
+    missing = [i for i in ids if i not in held]
+    if missing:
+        for account in session.scalars(
+            sa.select(Account).where(Account.id.in_(missing)).execution_options(populate_existing=True)
+        ):
+            rows[account.id] = hold(session, account.owner_id) if account.kind == RESIDENT else account
+    return {i: rows[i] for i in ids}
+
+
+def track(account: Account, **values: Any) -> None:
+    """Keep a held account's object equal to its row after an UPDATE (no reload). The UPDATEs here
+    do not touch objects in the session (synchronize_session=False): this is the one place that
+    does, explicitly, and only for held accounts, whose rows nobody else can change meanwhile."""
+    for name, value in values.items():
+        set_committed_value(account, name, value)
 
 
 def fingerprint(*parts: Any) -> str:
@@ -92,8 +169,8 @@ def fingerprint(*parts: Any) -> str:
 def transfer(
     session: Session,
     *,
-    source: int,
-    target: int,
+    source: Ref | int,
+    target: Ref | int,
     amount: int,
     kind: str,
     key: str,
@@ -109,62 +186,108 @@ def transfer(
     A resident source without enough points raises `insufficient_points`, unless `partial`: then
     what there is moves and the rest is reported as unpaid (a deduction never makes a debt).
     A repeat of `key` with the same content returns the first transfer; with other content it is
-    a conflict.
+    a conflict. A resident side is held (locked once per transaction); the guarded UPDATE and the
+    CHECK constraint are the guarantee that a resident balance never goes below zero.
     """
     if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
         raise Invalid("amount_invalid")
     if not session.info.get("uow_depth"):
         raise RuntimeError("ledger.transfer must run inside a unit of work")
+    src, dst = _side(session, source), _side(session, target)
     cause_type, cause_id = (cause[0], str(cause[1])) if cause else (None, None)
-    print_ = fingerprint(source, target, amount, kind, cause_type, cause_id, reverses_id)
-    accounts = lock(session, source, target)
+    print_ = fingerprint(src.id, dst.id, amount, kind, cause_type, cause_id, reverses_id)
 
-    existing = session.scalar(sa.select(Transfer).where(Transfer.idempotency_key == key))
-    if existing is not None:
-        if existing.fingerprint != print_:
-            raise Conflict("idempotency_conflict")
-        unpaid = int((existing.details or {}).get("unpaid", 0))
-        return Move(existing, existing.amount, unpaid, replayed=True)
-
-    moved = amount
-    if accounts[source].kind == "resident":
-        if partial:
-            moved = min(amount, accounts[source].balance)
-        if moved > 0:
-            taken = session.execute(
-                sa.update(Account)
-                .where(Account.id == source, Account.balance >= moved)
-                .values(balance=Account.balance - moved)
-            ).rowcount
-            if taken != 1:
-                raise Invalid("insufficient_points")
-    else:
-        session.execute(sa.update(Account).where(Account.id == source).values(balance=Account.balance - moved))
-    if moved == 0:
-        return Move(None, 0, unpaid=amount)
-    session.execute(sa.update(Account).where(Account.id == target).values(balance=Account.balance + moved))
+    moved = min(amount, src.account.balance) if src.account is not None and partial else amount
+    if src.account is not None and src.account.balance < moved:
+        # Told before anything is written (the held account is fresh); a repeat of a key that
+        # was paid while the balance allowed it still gets its first transfer back.
+        return _replayed(session, key, print_) or _refuse()
+    if moved == 0:  # a deduction from an empty account moves nothing: unless the key was used
+        return _replayed(session, key, print_) or Move(None, 0, unpaid=amount)
     extra = dict(details or {})
     if moved != amount:
         extra.update(requested=amount, unpaid=amount - moved)
-    row = Transfer(
-        amount=moved,
-        from_account_id=source,
-        to_account_id=target,
-        kind=kind,
-        idempotency_key=key,
-        fingerprint=print_,
-        cause_type=cause_type,
-        cause_id=cause_id,
-        actor_id=actor_id,
-        reverses_id=reverses_id,
-        details=extra or None,
-        created_at=now,
+    # The key is the database's to decide: the insert does nothing if it was used, and then this
+    # is a repeat (nothing has moved yet). Only then do the balances move.
+    row = insert_if_absent(
+        session,
+        Transfer,
+        {
+            "amount": moved,
+            "from_account_id": src.id,
+            "to_account_id": dst.id,
+            "kind": kind,
+            "idempotency_key": key,
+            "fingerprint": print_,
+            "cause_type": cause_type,
+            "cause_id": cause_id,
+            "actor_id": actor_id,
+            "reverses_id": reverses_id,
+            "details": extra or None,
+            "created_at": now,
+        },
+        ("idempotency_key",),
+        returning=True,
     )
-    session.add(row)
-    session.flush()
-    for account in accounts.values():
-        session.expire(account)
+    if row is None:
+        return _replayed(session, key, print_)
+    if src.account is not None:  # a resident pays: never below zero
+        taken = session.execute(
+            sa.update(Account)
+            .execution_options(synchronize_session=False)
+            .where(Account.id == src.id, Account.balance >= moved)
+            .values(balance=Account.balance - moved)
+        ).rowcount
+        if taken != 1:
+            raise Invalid("insufficient_points")
+        track(src.account, balance=src.account.balance - moved)
+    else:
+        session.execute(
+            sa.update(Account)
+            .execution_options(synchronize_session=False)
+            .where(Account.id == src.id)
+            .values(balance=Account.balance - moved)
+        )
+    session.execute(
+        sa.update(Account)
+        .execution_options(synchronize_session=False)
+        .where(Account.id == dst.id)
+        .values(balance=Account.balance + moved)
+    )
+    if dst.account is not None:
+        track(dst.account, balance=dst.account.balance + moved)
     return Move(row, moved, amount - moved)
+
+
+def _refuse() -> Move:
+    raise Invalid("insufficient_points")
+
+
+def _replayed(session: Session, key: str, print_: str) -> Move | None:
+    """The first transfer of `key` (a repeat gets it back), or None; other content is a conflict."""
+    existing = session.scalar(sa.select(Transfer).where(Transfer.idempotency_key == key))
+    if existing is None:
+        return None
+    if existing.fingerprint != print_:
+        raise Conflict("idempotency_conflict")
+    unpaid = int((existing.details or {}).get("unpaid", 0))
+    return Move(existing, existing.amount, unpaid, replayed=True)
+
+
+@dataclass
+class _Side:
+    id: int
+    account: Account | None  # the held account when the side is a resident
+
+
+def _side(session: Session, which: Ref | int) -> _Side:
+    if isinstance(which, Ref):
+        if which.kind == RESIDENT:
+            account = hold(session, which.owner_id)
+            return _Side(account.id, account)
+        return _Side(account_id(session, which), None)
+    account = lock(session, which)[which]
+    return _Side(account.id, account if account.kind == RESIDENT else None)
 
 
 def reverse(
@@ -218,8 +341,13 @@ def reverse(
             )
         )
         session.execute(
-            sa.update(Account).where(Account.id == original.to_account_id).values(debt=Account.debt + move.unpaid)
+            sa.update(Account)
+            .execution_options(synchronize_session=False)
+            .where(Account.id == original.to_account_id)
+            .values(debt=Account.debt + move.unpaid)
         )
+        debtor = lock(session, original.to_account_id)[original.to_account_id]
+        track(debtor, debt=debtor.debt + move.unpaid)
         session.flush()
     return move
 
@@ -238,7 +366,7 @@ def pay_debts(session: Session, account_id: int, *, key: str, now: datetime, act
     that paid it, so a repeat of the credit never pays twice. Locks the account first."""
     account = lock(session, account_id)[account_id]
     if account.debt <= 0 or account.balance <= 0:
-        return []
+        return []  # the held account knows: no statement for the common case
     paid: list[Repayment] = []
     debts = session.scalars(
         sa.select(Debt).where(Debt.account_id == account_id, Debt.repaid < Debt.amount).order_by(Debt.id)
@@ -263,10 +391,15 @@ def pay_debts(session: Session, account_id: int, *, key: str, now: datetime, act
         if move.replayed:
             continue
         session.execute(sa.update(Debt).where(Debt.id == debt.id).values(repaid=Debt.repaid + amount))
-        session.execute(sa.update(Account).where(Account.id == account_id).values(debt=Account.debt - amount))
+        session.execute(
+            sa.update(Account)
+            .execution_options(synchronize_session=False)
+            .where(Account.id == account_id)
+            .values(debt=Account.debt - amount)
+        )
+        track(account, debt=account.debt - amount)
         available -= amount
         paid.append(Repayment(debt, move.transfer, amount))
-    session.expire(account)
     return paid
 
 

@@ -101,8 +101,8 @@ class Transfer(db.Model):
     details: Mapped[dict | None] = mapped_column(sa.JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
-    from_account: Mapped[Account] = relationship(foreign_keys=[from_account_id], lazy="selectin")
-    to_account: Mapped[Account] = relationship(foreign_keys=[to_account_id], lazy="selectin")
+    from_account: Mapped[Account] = relationship(foreign_keys=[from_account_id])
+    to_account: Mapped[Account] = relationship(foreign_keys=[to_account_id])
 
     __table_args__ = (
         sa.CheckConstraint("amount > 0", name="positive"),
@@ -158,7 +158,7 @@ class PointRule(db.Model):
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    region: Mapped[Region | None] = relationship(lazy="selectin")
+    region: Mapped[Region | None] = relationship()
 
     __table_args__ = (
         sa.CheckConstraint(
@@ -228,10 +228,10 @@ class Deed(db.Model):
     posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     transfer_id: Mapped[int | None] = mapped_column(sa.ForeignKey("transfer.id", ondelete="RESTRICT"))
 
-    resident: Mapped[User] = relationship(foreign_keys=[resident_id], lazy="selectin")
-    deed_type: Mapped[DeedType] = relationship(lazy="selectin")
-    region: Mapped[Region] = relationship(lazy="selectin")
-    recorded_by: Mapped[User] = relationship(foreign_keys=[recorded_by_id], lazy="selectin")
+    resident: Mapped[User] = relationship(foreign_keys=[resident_id])
+    deed_type: Mapped[DeedType] = relationship()
+    region: Mapped[Region] = relationship()
+    recorded_by: Mapped[User] = relationship(foreign_keys=[recorded_by_id])
     objections: Mapped[list[DeedObjection]] = relationship(
         back_populates="deed", order_by="DeedObjection.id", lazy="selectin"
     )
@@ -290,9 +290,9 @@ class Adjustment(db.Model):
     decision_note: Mapped[str | None] = mapped_column(sa.String(255))
     entry_id: Mapped[int | None] = mapped_column(sa.ForeignKey("archive_entry.id", ondelete="RESTRICT"))
 
-    resident: Mapped[User] = relationship(foreign_keys=[resident_id], lazy="selectin")
-    requested_by: Mapped[User] = relationship(foreign_keys=[requested_by_id], lazy="selectin")
-    entry: Mapped[ArchiveEntry | None] = relationship(lazy="selectin")
+    resident: Mapped[User] = relationship(foreign_keys=[resident_id])
+    requested_by: Mapped[User] = relationship(foreign_keys=[requested_by_id])
+    entry: Mapped[ArchiveEntry | None] = relationship()
 
     __table_args__ = (
         sa.CheckConstraint(_in("status", ADJUSTMENT_STATUSES), name="status"),
@@ -327,4 +327,4 @@ class Certificate(db.Model):
     issued_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    user: Mapped[User] = relationship(foreign_keys=[user_id], lazy="selectin")
+    user: Mapped[User] = relationship(foreign_keys=[user_id])

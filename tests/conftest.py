@@ -72,9 +72,11 @@ class IsolatedClient(FlaskClient):
     def open(self, *args: Any, **kwargs: Any) -> Any:
         response = contextvars.Context().run(super().open, *args, **kwargs)
         if has_app_context():
-            # End the test's own read transaction, so that it sees what the request committed
-            # (SQLite keeps a reader on its snapshot). Tests write only through services.
+            # End the test's own read transaction and forget what it loaded, so that it sees what
+            # the request committed (SQLite keeps a reader on its snapshot; objects are not expired
+            # by commits). Tests write only through services.
             db.session.rollback()
+            db.session.expire_all()
         return response
 
 

@@ -83,3 +83,12 @@ def picture(width: int = 64, height: int = 48, fmt: str = "JPEG", *, exif=None) 
     kwargs = {"exif": exif} if exif is not None else {}
     image.save(out, fmt, **kwargs)
     return out.getvalue()
+
+
+def fresh() -> None:
+    """See what other sessions (requests, threads, processes) committed: end the test's read
+    transaction and forget what it loaded (commits do not expire objects in this app)."""
+    from core.db import db
+
+    db.session.rollback()
+    db.session.expire_all()

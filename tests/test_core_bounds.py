@@ -17,6 +17,7 @@ from points import deeds
 from points.models import Deed
 from tests import factories as f
 from tests.authz import build_world, csrf_token, sign_in_page
+from tests.factories import fresh
 from tests.volunteer_helpers import running
 from volunteer.models import Activity
 
@@ -175,7 +176,7 @@ def test_numbers_beyond_the_columns_are_422s_naming_the_field(client, w):
         answer = problem(client.post(path, json=body, headers=headers))
         assert field in answer["errors"], (path, field, answer)
     assert problem(client.get("/api/v1/deed-types", query_string={"page": HUGE}))["errors"].keys() == {"page"}
-    db.session.rollback()
+    fresh()
     assert db.session.get(Item, oil).stock == 5
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Activity)) == 0
 
@@ -211,7 +212,7 @@ def test_a_bad_number_on_the_goods_page_is_explained_and_the_form_kept(app, w, p
     html = answer.get_data(as_text=True)
     assert answer.status_code == 422 and "flash-error" in html
     assert 'value="洗衣粉"' in html and f'value="{price}"' in html
-    db.session.rollback()
+    fresh()
     assert db.session.scalar(sa.select(Item).where(Item.name == "洗衣粉")) is None
 
 
@@ -225,7 +226,7 @@ def test_a_bad_number_when_receiving_stock_is_explained_and_changes_nothing(app,
     assert answer.status_code == 422 and "flash-error" in html
     if field == "delta":
         assert f'value="{value}"' in html and 'value="老王"' in html
-    db.session.rollback()
+    fresh()
     assert db.session.get(Item, oil.id).stock == 5
 
 
@@ -244,7 +245,7 @@ def test_a_bad_capacity_on_the_activity_form_is_explained_and_the_form_kept(app,
     answer = page.post("/organizer/activities/new", data={"csrf_token": csrf_token(page), **form})
     html = answer.get_data(as_text=True)
     assert answer.status_code == 422 and "flash-error" in html and 'value="敬老院打扫"' in html
-    db.session.rollback()
+    fresh()
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Activity)) == 0
 
 
@@ -255,7 +256,7 @@ def test_a_bad_resident_on_the_deed_form_is_explained_and_the_form_kept(app, w, 
     answer = page.post("/deeds/new", data={"csrf_token": csrf_token(page), **form})
     html = answer.get_data(as_text=True)
     assert answer.status_code == 422 and "flash-error" in html and "扶老人过马路</textarea>" in html
-    db.session.rollback()
+    fresh()
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Deed)) == 0
 
 
@@ -275,7 +276,7 @@ def test_a_reviewer_post_with_a_bad_deed_id_gets_a_message_not_a_500(app, w, dee
     assert answer.status_code == 302
     shown = page.get(answer.headers["Location"])
     assert shown.status_code == 200 and "flash-error" in shown.get_data(as_text=True)
-    db.session.rollback()
+    fresh()
     assert db.session.get(Deed, deed.id).status == "pending"
 
 

@@ -15,6 +15,7 @@ from community.models import User
 from core.db import db
 from core.jobs import JobRun
 from tests import factories as f
+from tests.factories import fresh
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -110,7 +111,7 @@ def test_a_unit_of_work_refuses_writes_it_did_not_start(app):
     db.session.execute(sa.update(User).where(User.id == user.id).values(name="改名"))
     with pytest.raises(NestedUnitOfWork), unit_of_work():
         pass
-    db.session.rollback()
+    fresh()
     with unit_of_work() as session:  # a clean start is fine again
         session.execute(sa.update(User).where(User.id == user.id).values(name="改名"))
     assert db.session.get(User, user.id, populate_existing=True).name == "改名"

@@ -14,6 +14,7 @@ from core.db import db
 from points import deeds
 from points.models import Deed
 from tests.authz import build_world, csrf_token, sign_in_page
+from tests.factories import fresh
 
 # 01:30 on 5 January 2027 in Asia/Shanghai, still the 4th in UTC; unlike the machine's own clock.
 EARLY = datetime(2027, 1, 4, 17, 30, tzinfo=UTC)
@@ -56,7 +57,7 @@ def test_at_half_past_one_the_deed_form_accepts_todays_local_date(app, w, early_
     }
     answer = page.post("/deeds/new", data=form)
     assert answer.status_code == 302
-    db.session.rollback()
+    fresh()
     deed = db.session.scalar(sa.select(Deed))
     assert deed.occurred_on == LOCAL_TODAY
 
@@ -82,6 +83,6 @@ def test_the_low_stock_notice_is_once_a_local_day_not_once_a_utc_day(app, w):
     assert w.items["oil"].stock <= w.items["oil"].low_stock_threshold
     jobs.low_stock(now=datetime(2027, 1, 4, 0, 0, tzinfo=UTC))  # 08:00 on the 4th in Beijing
     jobs.low_stock(now=EARLY)  # 01:30 on the 5th in Beijing: a new day, though UTC still says the 4th
-    db.session.rollback()
+    fresh()
     days = db.session.scalars(sa.select(Notification.key).where(Notification.kind == "low_stock")).all()
     assert len(days) == 2

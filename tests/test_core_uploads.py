@@ -18,6 +18,7 @@ from points import deeds
 from points.models import Deed
 from tests import factories as f
 from tests.authz import build_world, csrf_token, sign_in_page
+from tests.factories import fresh
 
 
 @pytest.fixture
@@ -116,7 +117,7 @@ def test_a_bad_photo_records_nothing_and_says_why(app, w):
     before = db.session.scalar(sa.select(sa.func.count()).select_from(Deed))
     response = record_deed(app, w, b"not a picture", "virus.exe")
     assert response.status_code == 422 and "无法识别这张图片" in response.get_data(as_text=True)
-    db.session.rollback()
+    fresh()
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Deed)) == before
     assert db.session.scalar(sa.select(sa.func.count()).select_from(uploads.Upload)) == 0
 
@@ -157,7 +158,7 @@ def test_a_clerk_without_a_file_is_told_to_choose_one(app, w):
         follow_redirects=True,
     )
     assert "请选择一张图片" in response.get_data(as_text=True)
-    db.session.rollback()
+    fresh()
     assert db.session.get(Item, w.items["oil"].id).picture is None
 
 
@@ -184,7 +185,7 @@ def test_a_picture_claiming_huge_dimensions_is_a_clear_422_before_decoding(width
 def test_a_decompression_bomb_on_the_deed_form_is_a_friendly_page_and_records_nothing(app, w):
     response = record_deed(app, w, png_claiming(20000, 10000), "bomb.png")
     assert response.status_code == 422 and "flash-error" in response.get_data(as_text=True)
-    db.session.rollback()
+    fresh()
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Deed)) == 0
 
 
@@ -199,5 +200,5 @@ def test_a_decompression_bomb_as_an_item_picture_is_a_problem_not_a_500(app, w):
     }
     response = page.post(f"/stores/{w.stores['s1'].id}/goods", data=form)
     assert response.status_code == 422 and "flash-error" in response.get_data(as_text=True)
-    db.session.rollback()
+    fresh()
     assert db.session.get(Item, w.items["oil"].id).picture is None

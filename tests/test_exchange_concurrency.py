@@ -21,6 +21,7 @@ from points import ledger
 from points.models import ArchiveEntry, Transfer
 from tests import factories as f
 from tests.authz import build_world
+from tests.factories import fresh
 from tests.test_core_concurrency import run_threads
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +52,7 @@ def one_point_item(w, stock: int) -> int:
 def assert_whole(item_id: int | None = None) -> None:
     """Every redemption is complete (transfer, lines, stock movements, archive entry) and the
     ledgers balance; nothing half-written exists."""
-    db.session.rollback()
+    fresh()
     assert ledger.invariant_problems(db.session) == []
     assert inventory.invariant_problems(db.session) == []
     for r in db.session.scalars(sa.select(Redemption)):
@@ -97,7 +98,7 @@ def test_fifty_concurrent_redemptions_of_stock_ten_sell_exactly_ten(app, w):
 
     statuses = run_threads(app, 50, buy)
     assert sorted(statuses) == [201] * 10 + [422] * 40
-    db.session.rollback()  # the test's own read snapshot predates the threads' writes (SQLite)
+    fresh()  # the test's own read snapshot predates the threads' writes (SQLite)
     assert db.session.get(Item, item_id).stock == 0
     assert_whole()
 
@@ -118,7 +119,7 @@ def test_twenty_concurrent_retries_of_one_key_redeem_once(app, w):
     responses = run_threads(app, 20, retry)
     assert {r.status_code for r in responses} == {201}
     assert len({r.get_json()["id"] for r in responses}) == 1
-    db.session.rollback()
+    fresh()
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Redemption)) == 1
     assert ledger.balance(db.session, w.users["resident"].id) == 90
     assert_whole()
@@ -145,7 +146,7 @@ def test_one_resident_buying_at_once_from_many_threads_never_overspends(app, w):
 
     results = run_threads(app, 12, buy)
     assert results.count("insufficient_points") == 12 - 7  # 7 × 4 = 28 of the 30 points
-    db.session.rollback()
+    fresh()
 
     assert ledger.balance(db.session, person) == 2
     assert_whole()
@@ -207,7 +208,7 @@ def test_two_processes_never_oversell(app, backend, w):
     outputs = [p.communicate(timeout=180) for p in workers]
     assert all(p.returncode == 0 for p in workers), [err[-1500:] for _, err in outputs]
     assert sum(int(out.strip().splitlines()[-1].split()[1]) for out, _ in outputs) == 10
-    db.session.rollback()
+    fresh()
     assert db.session.get(Item, item_id).stock == 0
     assert_whole()
 
@@ -232,7 +233,7 @@ def test_a_process_killed_mid_load_leaves_every_redemption_complete_or_absent(ap
     retry = spawn(backend, w, item_id, "kill", people)
     _, err = retry.communicate(timeout=180)
     assert retry.returncode == 0, err[-1500:]
-    db.session.rollback()
+    fresh()
     after = {r.idempotency_key: r.id for r in db.session.scalars(sa.select(Redemption))}
     assert len(after) == 60 and all(after[k] == v for k, v in before.items())
     assert db.session.get(Item, item_id).stock == 440

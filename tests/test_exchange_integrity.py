@@ -20,6 +20,7 @@ from exchange.models import Item, Redemption, StockMovement
 from points import ledger
 from tests import factories as f
 from tests.authz import build_world, csrf_token, sign_in_page
+from tests.factories import fresh
 from tests.test_core_concurrency import run_threads
 
 
@@ -36,12 +37,12 @@ def code_of(w, who: str) -> str:
 
 
 def oil_stock(w) -> int:
-    db.session.rollback()
+    fresh()
     return db.session.get(Item, w.items["oil"].id).stock
 
 
 def count(model, *where) -> int:
-    db.session.rollback()
+    fresh()
     return db.session.scalar(sa.select(sa.func.count()).select_from(model).where(*where))
 
 
@@ -63,7 +64,7 @@ def void(client, w, redemption_id: int, who: str = "clerk", **extra):
 
 
 def sound() -> None:
-    db.session.rollback()
+    fresh()
     assert ledger.invariant_problems(db.session) == []
     assert inventory.invariant_problems(db.session) == []
 
@@ -193,7 +194,7 @@ def test_the_personal_code_redeems_for_a_resident_from_anywhere_and_the_audit_sa
     assert by_code.status_code == 201 and by_code.get_json()["identified_by"] == "code"
     by_id = redeem(client, w, basket(w, resident_id=w.users["resident"].id))
     assert by_id.status_code == 201 and by_id.get_json()["identified_by"] == "lookup"
-    db.session.rollback()
+    fresh()
     audited = db.session.scalars(
         sa.select(AuditEntry).where(AuditEntry.action == "redemption.create").order_by(AuditEntry.id)
     ).all()
@@ -270,7 +271,7 @@ def test_a_clerks_void_needs_the_residents_personal_code(client, w):
     done = void(client, w, made["id"], code=code_of(w, "resident"))
     assert done.status_code == 200 and done.get_json()["status"] == "voided"
     assert oil_stock(w) == 5 and ledger.balance(db.session, w.users["resident"].id) == 100
-    db.session.rollback()
+    fresh()
     entry = db.session.scalar(sa.select(AuditEntry).where(AuditEntry.action == "redemption.void"))
     assert entry.after["confirmed_by"] == "code"
     sound()
@@ -318,7 +319,7 @@ def test_the_report_pages_void_form_asks_a_clerk_for_the_code(app, w):
     client.post(url, data={"reason": "拿错了", "code": code_of(w, "stranger"), "csrf_token": csrf_token(client)})
     assert db.session.get(Redemption, made).status == "completed"
     client.post(url, data={"reason": "拿错了", "code": code_of(w, "resident"), "csrf_token": csrf_token(client)})
-    db.session.rollback()
+    fresh()
     assert db.session.get(Redemption, made).status == "voided"
 
 
@@ -337,7 +338,7 @@ def test_the_report_page_lets_an_admin_void_without_a_code(app, w):
         f"/stores/{w.stores['s1'].id}/redemptions/{made}/void",
         data={"reason": "居民投诉", "csrf_token": csrf_token(client)},
     )
-    db.session.rollback()
+    fresh()
     assert db.session.get(Redemption, made).status == "voided"
 
 

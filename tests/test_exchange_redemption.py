@@ -16,6 +16,7 @@ from exchange.models import Item, Redemption, StockMovement
 from points import archive, ledger
 from tests import factories as f
 from tests.authz import build_world
+from tests.factories import fresh
 
 
 @pytest.fixture
@@ -48,12 +49,12 @@ def code_of(w, who="resident") -> str:
 
 
 def stock(item) -> int:
-    db.session.rollback()
+    fresh()
     return db.session.get(Item, item.id).stock
 
 
 def sound():
-    db.session.rollback()
+    fresh()
     assert ledger.invariant_problems(db.session) == []
     assert inventory.invariant_problems(db.session) == []
 
@@ -248,5 +249,5 @@ def test_low_stock_is_announced_to_the_clerks_once_a_day(w):
     notes = db.session.scalars(sa.select(Notification).where(Notification.kind == "low_stock")).all()
     assert [(n.user_id, "食用油" in n.body) for n in notes] == [(w.users["clerk"].id, True)]
     run_job("deliver-notifications")
-    db.session.rollback()
+    fresh()
     assert db.session.scalars(sa.select(Notification.sent_at)).all()[0] is not None

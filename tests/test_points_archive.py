@@ -15,6 +15,7 @@ from points.models import ArchiveEntry
 from points.rules import Rule, credit
 from tests import factories as f
 from tests.authz import build_world
+from tests.factories import fresh
 
 
 def serve(user, department_id, key, hours=1.5, rule=None):
@@ -134,7 +135,7 @@ def test_an_entry_rewritten_with_a_consistent_chain_is_found_by_the_ledger(world
     entry = archive.entries(db.session, user_id)[0]
     entry.points = 500
     forged = archive.entry_hash(entry)
-    db.session.rollback()
+    fresh()
     tamper(
         "UPDATE archive_entry SET points = 500, hash = :h WHERE user_id = :u AND seq = 1", {"u": user_id, "h": forged}
     )
@@ -212,7 +213,7 @@ def test_concurrent_retries_of_one_key_apply_once(app, world):
     responses = run_threads(app, 8, post)
     assert {r.status_code for r in responses} == {201}
     assert len({r.get_data() for r in responses}) == 1
-    db.session.rollback()
+    fresh()
     assert archive.totals(db.session, user.id)["balance"] == 3
 
 
@@ -229,7 +230,7 @@ def test_ledger_check_passes_on_sound_books_and_names_each_break(app, world):
             {"u": user_id},
         )
         conn.execute(sa.text("UPDATE item SET stock = stock + 1 WHERE id = :i"), {"i": world.items["oil"].id})
-    db.session.rollback()  # the test's own read transaction (on SQLite: a snapshot) ends here
+    fresh()  # the test's own read transaction (on SQLite: a snapshot) ends here
     broken = runner.invoke(args=["ledger", "check"])
     assert broken.exit_code == 1, broken.output
     assert "ledger: " in broken.output and "stock: " in broken.output

@@ -9,12 +9,13 @@ import pytest
 
 from community import accounts
 from core import clock
-from core.db import db, unit_of_work, utcnow
+from core.db import unit_of_work, utcnow
 from points import awards, certificates
 from points.models import Certificate
 from points.rules import Rule, credit
 from tests import factories as f
 from tests.authz import build_world, sign_in_page
+from tests.factories import fresh
 from tests.volunteer_helpers import make_activity
 from volunteer import attendance, signups
 
@@ -208,4 +209,4 @@ def test_a_certificate_issued_before_certificates_kept_their_entries_is_checked_
     )
     view = check(client, cert.code)
     assert (view["corrected"], view["service_hours"], view["current"]["service_hours"]) == (True, 1.0, 0.0)
-    db.session.rollback()
+    fresh()

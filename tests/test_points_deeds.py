@@ -15,6 +15,7 @@ from points import archive, deeds, ledger
 from points.models import Deed
 from tests import factories as f
 from tests.authz import build_world, csrf_token, sign_in_page
+from tests.factories import fresh
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ def record(w, kind="haorenhaoshi", who="resident", now=None):
 
 
 def status(deed_id: int) -> str:
-    db.session.rollback()
+    fresh()
     return db.session.get(Deed, deed_id).status
 
 
@@ -184,7 +185,7 @@ def test_the_public_notice_masks_names_without_consent_and_takes_objections(clie
         f"/api/v1/deeds/{deed.id}/objections", headers=f.bearer(world.users["stranger"]), json={"reason": "不属实"}
     )
     assert objection.status_code == 201
-    db.session.rollback()
+    fresh()
     assert [o.text for o in db.session.get(Deed, deed.id).objections] == ["不属实"]
 
 
@@ -204,7 +205,7 @@ def test_posting_twice_at_once_posts_once(app, world):
     deed_id = deed.id  # threads get ids, never another session's objects
     run_threads(app, 4, lambda i: deeds.post(deed_id, now=later))
 
-    db.session.rollback()
+    fresh()
     assert len(archive.entries(db.session, world.users["resident"].id)) == 1
     assert ledger.balance(db.session, world.users["resident"].id) == 10
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Deed).where(Deed.status == "posted")) == 1
@@ -232,7 +233,7 @@ def resolve(client, who, deed_id, objection_id, decision, note="已现场核实"
 
 
 def balance(user) -> int:
-    db.session.rollback()
+    fresh()
     return ledger.balance(db.session, user.id)
 
 
@@ -360,7 +361,7 @@ def test_the_notice_form_files_an_objection_and_the_review_page_resolves_it(clie
     sign_in_page(client, world.users["stranger"])
     filed = client.post(f"/notices/{deed.id}/objection", data={"reason": "不属实", "csrf_token": csrf_token(client)})
     assert filed.status_code == 302
-    db.session.rollback()
+    fresh()
     [objection] = db.session.get(Deed, deed.id).objections
     assert objection.status == "open"
 

@@ -13,6 +13,7 @@ from points import adjustments, archive, deeds, ledger
 from points.models import Adjustment, Deed
 from tests import factories as f
 from tests.authz import build_world, csrf_token, sign_in_page
+from tests.factories import fresh
 
 
 @pytest.fixture
@@ -42,12 +43,12 @@ def adjust(client, actor: User, resident: User, points: int, reason: str = "æŠ—æ
 
 
 def balance(user: User) -> int:
-    db.session.rollback()
+    fresh()
     return ledger.balance(db.session, user.id)
 
 
 def actions(name: str) -> list[AuditEntry]:
-    db.session.rollback()
+    fresh()
     return list(db.session.scalars(sa.select(AuditEntry).where(AuditEntry.action == name)))
 
 
@@ -289,7 +290,7 @@ def test_a_reviewer_never_approves_a_deed_for_himself_or_his_household(client, w
         for action in ("approve", "reject"):
             response = client.post(f"/api/v1/deeds/{deed['id']}/{action}", json={}, headers=f.bearer(reviewer))
             assert response.status_code == 403 and response.get_json()["code"] == "self_dealing"
-        db.session.rollback()
+        fresh()
         assert db.session.get(Deed, deed["id"]).status == "pending"
     # Someone else may approve them.
     ok = client.post(f"/api/v1/deeds/{deed['id']}/approve", json={}, headers=f.bearer(world.users["reviewer"]))
@@ -331,7 +332,7 @@ def test_the_review_page_refuses_a_reviewer_approving_his_own_deed(client, world
         "/deeds/review", data={"action": "approve", "deed_id": str(deed["id"]), "csrf_token": csrf_token(client)}
     )
     assert response.status_code == 302
-    db.session.rollback()
+    fresh()
     assert db.session.get(Deed, deed["id"]).status == "pending"
 
 

@@ -40,6 +40,7 @@ from points import archive, deeds, expiry, ledger, policies
 from points.models import Account, Deed, DeedObjection, Transfer
 from tests import factories as f
 from tests.authz import build_world
+from tests.factories import fresh
 from tests.volunteer_helpers import make_activity
 from volunteer import activities, attendance, signups, tokens
 from volunteer.models import Activity, Attendance
@@ -101,7 +102,7 @@ class Economy(RuleBasedStateMachine):
         try:
             return call(*args, **kwargs)
         except DomainError:
-            db.session.rollback()
+            fresh()
             return None
 
     def api(self, method: str, path: str, who: str, body=None, key: str | None = None):
@@ -110,7 +111,7 @@ class Economy(RuleBasedStateMachine):
             headers["Idempotency-Key"] = key
         response = self.client.open(f"/api/v1{path}", method=method, json=body, headers=headers)
         assert response.status_code < 500, response.get_data(as_text=True)
-        db.session.rollback()
+        fresh()
         return response
 
     # -- attendance ------------------------------------------------------------------------------
@@ -171,7 +172,7 @@ class Economy(RuleBasedStateMachine):
         rows = db.session.execute(
             sa.select(Attendance.activity_id, Attendance.user_id).where(*conditions).order_by(Attendance.id)
         ).all()
-        db.session.rollback()
+        fresh()
         return tuple(data.draw(st.sampled_from(rows))) if rows else None
 
     @rule(data=st.data(), actor=st.sampled_from(ACTORS), yes=st.booleans())
@@ -208,7 +209,7 @@ class Economy(RuleBasedStateMachine):
         if row is None:
             return
         activity_id, user_id, checked_in = row.activity_id, row.user_id, row.checked_in_at
-        db.session.rollback()
+        fresh()
         if lose == "annul":
             self.attempt(
                 attendance.annul,
@@ -343,7 +344,7 @@ class Economy(RuleBasedStateMachine):
     @rule(data=st.data(), by=st.sampled_from(PEOPLE))
     def object_to_deed(self, data, by):
         on_notice = db.session.scalars(sa.select(Deed.id).where(Deed.status == "approved")).all()
-        db.session.rollback()
+        fresh()
         if on_notice:
             deed_id = data.draw(st.sampled_from(on_notice))
             self.api("POST", f"/deeds/{deed_id}/objections", by, {"reason": "不实，当天此人不在村里"})
@@ -353,7 +354,7 @@ class Economy(RuleBasedStateMachine):
         rows = db.session.execute(
             sa.select(DeedObjection.deed_id, DeedObjection.id).where(DeedObjection.status == "open")
         ).all()
-        db.session.rollback()
+        fresh()
         if rows:
             deed_id, objection_id = data.draw(st.sampled_from(rows))
             body = {"decision": "upheld" if upheld else "dismissed", "note": "核实"}
@@ -382,7 +383,7 @@ class Economy(RuleBasedStateMachine):
 
     @invariant()
     def ledgers_are_sound(self):
-        db.session.rollback()
+        fresh()
         assert ledger.invariant_problems(db.session) == []
         assert inventory.invariant_problems(db.session) == []
 
@@ -410,7 +411,7 @@ class Economy(RuleBasedStateMachine):
                 )
             )
             assert account.balance - account.debt == earned + awarded - spent, name
-            db.session.rollback()
+            fresh()
 
     @invariant()
     def nobody_profits_from_their_own_power_and_no_minute_counts_twice(self):
@@ -441,7 +442,7 @@ class Economy(RuleBasedStateMachine):
             assert sum(r.credited_minutes for r in mine) <= covered // 60
         for row in db.session.scalars(sa.select(Redemption)).all():
             assert row.clerk_id != row.resident_id
-        db.session.rollback()
+        fresh()
 
 
 def test_the_points_economy_holds_under_random_insiders(app, backend):

@@ -23,6 +23,7 @@ from core.errors import Conflict, Invalid
 from points import ledger
 from points.models import Account, Transfer
 from tests import factories as f
+from tests.factories import fresh
 from tests.test_core_concurrency import run_threads
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -270,7 +271,7 @@ def test_two_processes_spending_the_same_keys_apply_each_once(app, backend, coun
     assert all(w.returncode == 0 for w in workers), [err[-1500:] for _, err in outputs]
     applied = sum(int(out.strip().splitlines()[-1].split()[1]) for out, _ in outputs)
     assert applied == 50  # 60 distinct keys of 1 point, but only 50 points
-    db.session.rollback()
+    fresh()
     assert ledger.balance(db.session, user.id) == 0
     assert ledger.invariant_problems(db.session) == []
 
@@ -289,7 +290,7 @@ def test_a_process_killed_mid_load_leaves_the_ledger_whole(app, backend, county)
             seen += 1
     worker.send_signal(signal.SIGKILL)
     worker.communicate(timeout=30)
-    db.session.rollback()
+    fresh()
     assert ledger.invariant_problems(db.session) == []
     spent = db.session.scalar(
         sa.select(sa.func.coalesce(sa.func.sum(Transfer.amount), 0)).where(Transfer.from_account_id == mine)
@@ -299,7 +300,7 @@ def test_a_process_killed_mid_load_leaves_the_ledger_whole(app, backend, county)
     retry = spawn(backend, mine, store, "killed", 60)
     _out, err = retry.communicate(timeout=120)
     assert retry.returncode == 0, err[-1500:]
-    db.session.rollback()
+    fresh()
     assert ledger.balance(db.session, user.id) == 1000 - 60
     assert ledger.invariant_problems(db.session) == []
     assert (

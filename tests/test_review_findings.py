@@ -15,6 +15,7 @@ from core.db import db, utcnow
 from core.errors import Conflict
 from points import archive, ledger
 from tests.authz import build_world
+from tests.factories import fresh
 from tests.volunteer_helpers import make_activity
 from volunteer import activities, attendance, signups, tokens
 from volunteer.models import Activity, Attendance
@@ -53,7 +54,7 @@ def correct(w, activity, who, check_in, check_out, reason="核对"):
         reason=reason,
         now=utcnow(),
     )
-    db.session.rollback()
+    fresh()
     return db.session.get(Attendance, row.id, populate_existing=True)
 
 
@@ -77,7 +78,7 @@ def test_raising_points_per_hour_after_the_scans_and_re_settling_needs_a_second_
     assert refused.value.code == "activity_settled"
     # Even if the rate changed behind the service's back, re-settling the scanned times is a
     # make-up: more points than the scans earned wait for a reviewer.
-    db.session.rollback()
+    fresh()
     db.session.execute(sa.update(Activity).where(Activity.id == activity.id).values(points_per_hour=100))
     db.session.commit()
     after = correct(w, activity, "resident", row.checked_in_at, row.checked_out_at, reason="重新核对")
@@ -107,7 +108,7 @@ def test_widening_the_window_after_the_scans_and_re_settling_needs_a_second_pers
             ends_at=start + timedelta(hours=3),
         )
     assert refused.value.code == "activity_settled"
-    db.session.rollback()
+    fresh()
     db.session.execute(
         sa.update(Activity)
         .where(Activity.id == activity.id)
@@ -355,7 +356,7 @@ def test_a_rejected_make_up_leaves_no_check_out_nobody_vouched_for(w):
     attendance.reject(
         actor=w.users["reviewer"], activity_id=activity.id, user_id=resident.id, reason="无人证明", now=utcnow()
     )
-    db.session.rollback()
+    fresh()
     row = db.session.get(Attendance, pending.id, populate_existing=True)
     assert row.review == "rejected"
     assert row.checked_out_at != proposed_out, (row.status, row.checked_out_at)
@@ -405,7 +406,7 @@ def test_a_cancelled_activity_takes_no_back_fill(w):
         attendance.approve(actor=w.users["reviewer"], activity_id=activity.id, user_id=resident.id, now=utcnow())
     except DomainError:
         pass  # refused: the expected outcome
-    db.session.rollback()
+    fresh()
     assert ledger.balance(db.session, resident.id) == 0  # actual: 20 points for a cancelled activity
 
 

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from core.db import db, utcnow
 from tests import factories as f
 from tests.authz import build_world
+from tests.factories import fresh
 from volunteer.models import Activity
 
 
@@ -49,7 +50,7 @@ def test_an_activity_outside_its_departments_area_is_refused(client, w, region_c
     assert refused.status_code == 422
     body = refused.get_json()
     assert body["code"] == "region_outside_department" and "region_code" in body["errors"]
-    db.session.rollback()
+    fresh()
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Activity)) == 0
 
 

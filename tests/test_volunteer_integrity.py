@@ -15,6 +15,7 @@ from points import archive, ledger
 from points.models import Account
 from tests import factories as f
 from tests.authz import build_world
+from tests.factories import fresh
 from tests.volunteer_helpers import make_activity
 from volunteer import activities, attendance, signups, tokens
 from volunteer.models import Attendance, Signup
@@ -84,7 +85,7 @@ def test_correcting_spent_points_again_and_again_never_mints_new_ones(w):
             activity.starts_at + timedelta(hours=3),
             f"核对第 {n + 1} 次",
         )
-        db.session.rollback()
+        fresh()
         assert ledger.balance(db.session, resident.id) == 0
     account = db.session.scalar(sa.select(Account).where(Account.owner_id == resident.id, Account.kind == "resident"))
     assert account.debt == 0
@@ -98,12 +99,12 @@ def test_a_lowering_correction_of_spent_points_leaves_a_debt_that_later_credits_
     attendance.annul(
         actor=w.users["organizer"], activity_id=activity.id, user_id=resident.id, reason="其实没来", now=utcnow()
     )
-    db.session.rollback()
+    fresh()
     account = db.session.scalar(sa.select(Account).where(Account.owner_id == resident.id, Account.kind == "resident"))
     assert (account.balance, account.debt) == (0, 30)
     assert "欠 30 分" in archive.entries(db.session, resident.id)[-1].summary
     _, later = served(w, start_in=timedelta(hours=-8), hours=2)  # earns 20
-    db.session.rollback()
+    fresh()
     account = db.session.get(Account, account.id, populate_existing=True)
     assert (later.points, account.balance, account.debt) == (20, 0, 10)
     assert archive.entries(db.session, resident.id)[-1].summary == "抵扣更正欠分 20 分"
@@ -203,7 +204,7 @@ def test_a_correction_back_to_what_the_scans_said_applies_at_once_without_review
     organizer_corrects(
         w, activity.id, resident.id, activity.starts_at, activity.starts_at + timedelta(hours=3), "恢复原签退时间"
     )
-    db.session.rollback()
+    fresh()
     assert db.session.scalar(sa.select(Attendance.review)) is None  # back to what the scans say: no review
     assert ledger.balance(db.session, resident.id) == 30
     sound(resident)
@@ -243,7 +244,7 @@ def test_one_person_cannot_be_checked_in_at_two_places(client, w):
     assert answer.status_code == 409 and answer.get_json()["code"] == "open_elsewhere"
     row, _ = scan(first, resident, first.starts_at + timedelta(hours=2, minutes=10))
     assert row.points == 20
-    db.session.rollback()
+    fresh()
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Attendance)) == 1
 
 
@@ -254,7 +255,7 @@ def test_minutes_already_credited_elsewhere_are_never_credited_twice(w):
     second = make_activity(w, start_in=timedelta(hours=-3), hours=2)
     signups.sign_up(user=resident, activity_id=second.id, now=utcnow() - timedelta(hours=4))
     organizer_corrects(w, second.id, resident.id, second.starts_at, second.ends_at, "补录")
-    db.session.rollback()
+    fresh()
     pending = db.session.scalar(sa.select(Attendance).where(Attendance.activity_id == second.id))
     # Same two hours as the first activity: nothing to credit, so nothing even needs review.
     assert (pending.review, pending.credited_minutes) == (None, 0)
@@ -270,7 +271,7 @@ def test_a_waitlisted_walk_in_who_checks_in_is_confirmed_for_good(w):
         "waitlisted"
     )
     scan(activity, resident, utcnow())
-    db.session.rollback()
+    fresh()
     status = db.session.scalar(
         sa.select(Signup.status).where(Signup.activity_id == activity.id, Signup.user_id == resident.id)
     )
@@ -314,7 +315,7 @@ def test_a_refund_pays_a_corrections_debt_first(w):
         now=utcnow(),
         code=accounts.personal_code(resident, utcnow())[0],
     )
-    db.session.rollback()
+    fresh()
     account = db.session.scalar(sa.select(Account).where(Account.owner_id == resident.id, Account.kind == "resident"))
     assert (account.balance, account.debt) == (0, 0)
     sound(resident)
@@ -332,6 +333,6 @@ def test_a_walk_in_scanning_eight_times_at_once_gets_one_sign_up_and_one_attenda
 
     answers = run_threads(app, 8, scan_now)
     assert [getattr(a, "status_code", a) for a in answers] == [200] * 8
-    db.session.rollback()
+    fresh()
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Attendance)) == 1
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Signup)) == 1

@@ -22,6 +22,7 @@ from core.notify import Notification
 from points import archive, ledger
 from tests import factories as f
 from tests.authz import build_world, csrf_token, sign_in_page
+from tests.factories import fresh
 from tests.test_core_concurrency import run_threads
 from tests.volunteer_helpers import make_activity
 from volunteer import activities, attendance, signups, tokens
@@ -99,7 +100,7 @@ def test_concurrent_sign_ups_never_exceed_capacity_and_cancel_promotes(app, w):
 
     results = run_threads(app, 12, sign_up)
     assert sorted(results) == ["confirmed"] * 5 + ["waitlisted"] * 7
-    db.session.rollback()
+    fresh()
     first_waiting = db.session.scalar(
         sa.select(Signup)
         .where(Signup.activity_id == activity.id, Signup.status == "waitlisted")
@@ -107,7 +108,7 @@ def test_concurrent_sign_ups_never_exceed_capacity_and_cancel_promotes(app, w):
     )
     leaver = db.session.scalar(sa.select(Signup).where(Signup.activity_id == activity.id, Signup.status == "confirmed"))
     signups.cancel(user=leaver.user, activity_id=activity.id, now=utcnow())
-    db.session.rollback()
+    fresh()
     assert db.session.get(Signup, first_waiting.id).status == "confirmed"
     assert activities.counts(activity.id) == {"signed_up": 5, "waitlisted": 6, "pending": 0}
     note = db.session.scalar(sa.select(Notification).where(Notification.kind == "waitlist"))
@@ -360,7 +361,7 @@ def test_bad_management_forms_get_a_message_and_change_nothing(app, w, form, tex
     )
     shown = answer.get_data(as_text=True)
     assert answer.status_code == 200 and text in shown and "已保存" not in shown
-    db.session.rollback()
+    fresh()
     [row] = db.session.scalars(sa.select(Attendance)).all()
     assert (row.status, row.points) == ("closed", 10) and ledger.balance(db.session, w.users["resident"].id) == 10
 
@@ -370,7 +371,7 @@ def test_only_a_confirmed_volunteer_can_be_back_filled(client, w, who):
     """A back-fill credits points: an organizer may not hand them to any resident they like."""
     activity = past_activity(w, "resident")
     if who == "target":
-        db.session.rollback()
+        fresh()
         db.session.add(Signup(activity_id=activity.id, user_id=w.users["target"].id, status="pending"))
         db.session.commit()
     start = activity.starts_at
@@ -386,14 +387,14 @@ def test_only_a_confirmed_volunteer_can_be_back_filled(client, w, who):
     assert response.status_code == 422
     problem = response.get_json()
     assert problem["code"] == "volunteer_not_signed_up" and "不能补录" in problem["errors"]["user_id"][0]
-    db.session.rollback()
+    fresh()
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Attendance)) == 0
     assert ledger.balance(db.session, w.users[who].id) == 0
 
 
 def test_missed_check_outs_post_nothing_until_the_organizer_confirms_and_a_reviewer_approves(app, w):
     activity = make_activity(w, start_in=timedelta(hours=-5), hours=2)
-    db.session.rollback()
+    fresh()
     row = Attendance(
         activity_id=activity.id,
         user_id=w.users["resident"].id,
@@ -407,7 +408,7 @@ def test_missed_check_outs_post_nothing_until_the_organizer_confirms_and_a_revie
     db.session.commit()
     assert run_job("close-missed-checkouts") == "closed 1"
     assert run_job("close-missed-checkouts") == "closed 0"
-    db.session.rollback()
+    fresh()
     row = db.session.get(Attendance, row.id)
     # Only the check-in was scanned: the job closes the row and credits nothing.
     assert (row.status, row.method_out, row.checked_out_at, row.points) == ("auto", "auto", activity.ends_at, 0)
@@ -422,7 +423,7 @@ def test_missed_check_outs_post_nothing_until_the_organizer_confirms_and_a_revie
         follow_redirects=True,
     )
     assert "待审核员审核" in confirmed.get_data(as_text=True)
-    db.session.rollback()
+    fresh()
     row = db.session.get(Attendance, row.id)
     assert (row.status, row.review, row.points) == ("auto", "pending", 0)
     assert ledger.balance(db.session, w.users["resident"].id) == 0
@@ -444,7 +445,7 @@ def test_missed_check_outs_post_nothing_until_the_organizer_confirms_and_a_revie
         follow_redirects=True,
     )
     assert "已审核" in done.get_data(as_text=True)
-    db.session.rollback()
+    fresh()
     row = db.session.get(Attendance, row.id, populate_existing=True)
     assert (row.status, row.review, row.points, row.makeup_minutes) == ("closed", "approved", 20, 120)
     assert ledger.balance(db.session, w.users["resident"].id) == 20
@@ -480,7 +481,7 @@ def test_finishing_records_no_shows_and_the_attendance_rate(w):
     activity = past_activity(w, "resident", "target")
     backfill(w, activity, "resident", timedelta(hours=1))
     activities.finish(actor=w.users["organizer"], activity_id=activity.id, now=utcnow())
-    db.session.rollback()
+    fresh()
     assert signups.attendance_rate(w.users["resident"].id) == 1.0
     assert signups.attendance_rate(w.users["target"].id) == 0.0
     assert db.session.get(Activity, activity.id).status == "finished"

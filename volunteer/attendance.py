@@ -18,6 +18,8 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from community import accounts
 from community.models import Region, User
@@ -72,67 +74,113 @@ def _not_elsewhere(session, activity: Activity, user: User) -> None:
 
 
 def scan_venue_code(*, user: User, token: str, now: datetime) -> tuple[Attendance, str]:
-    activity = db.session.get(Activity, tokens.activity_id(token))
-    if activity is None:
-        raise Invalid("token_invalid")
-    tokens.verify(token, activity, now)
-    if activity.status not in OPEN_STATES:
-        raise Invalid("activity_not_open")
-    return _toggle(activity, user, now, method="venue", operator=None)
+    """A volunteer scans the venue's code: check in, or out (and settle points), in one unit of work."""
+    activity_id = tokens.activity_id(token)
+
+    def venue(session) -> tuple[Activity, User]:
+        activity = _locked(session, activity_id)
+        if activity is None:
+            raise Invalid("token_invalid")
+        tokens.verify(token, activity, now)
+        if activity.status not in OPEN_STATES:
+            raise Invalid("activity_not_open")
+        return activity, user
+
+    return _scan(venue, now, method="venue", operator=None)
 
 
 def scan_personal_code(*, organizer: User, activity_id: int, code: str, now: datetime) -> tuple[Attendance, str]:
-    activity = activities.organized(organizer, activity_id)
-    if activity.status not in OPEN_STATES:
-        raise Invalid("activity_not_open")
-    tokens.require_window(activity, now)
-    volunteer = accounts.resolve_personal_code(code, now)
-    return _toggle(activity, volunteer, now, method="kiosk", operator=organizer)
+    """The organizer's kiosk scans a volunteer's personal code: the same toggle, by their hand."""
+    authorize(organizer, "organizer")
+
+    def kiosk(session) -> tuple[Activity, User]:
+        activity = _locked(session, activity_id)
+        if activity is None:
+            raise NotFound("activity_not_found")
+        authorize(organizer, "organizer", activity, hide=True)
+        if activity.status not in OPEN_STATES:
+            raise Invalid("activity_not_open")
+        tokens.require_window(activity, now)
+        volunteer = accounts.resolve_personal_code(code, now)
+        duties.require_not_beneficiary(organizer, volunteer)  # nobody scans their own (or household's)
+        return activity, volunteer
+
+    return _scan(kiosk, now, method="kiosk", operator=organizer)
 
 
-def _toggle(activity: Activity, user: User, now: datetime, *, method: str, operator: User | None):
-    if operator is not None:
-        duties.require_not_beneficiary(operator, user)  # nobody scans their own (or household's) code
+def _locked(session, activity_id: int) -> Activity | None:
+    """The activity, locked (its row lock orders the scans of one activity), read fresh with its
+    region and department in the same statement: the scope check, the rule and the archive need
+    them, and three lookups would be three statements on the busiest path."""
+    return session.get(
+        Activity,
+        activity_id,
+        options=[joinedload(Activity.region, innerjoin=True), joinedload(Activity.department, innerjoin=True)],
+        with_for_update={"of": Activity},
+        populate_existing=True,
+    )
+
+
+def _scan(find, now: datetime, *, method: str, operator: User | None) -> tuple[Attendance, str]:
+    """One scan, one unit of work: `find(session)` locks the activity and says who scanned; then
+    the toggle. The unique (activity, user) index is the last word if two first scans still race."""
+    who: User | None = None
+    activity: Activity | None = None
     try:
         with unit_of_work() as session:
-            # The activity row lock orders scans of one activity; the unique (activity, user)
-            # index is the last word if two first scans still race.
-            session.get(Activity, activity.id, with_for_update=True)
-            row = _row(session, activity.id, user.id)
-            if row is None:
-                _signed_up(session, activity, user, now)
-                awards.hold(session, user.id)  # orders this person's check-ins across activities
-                _not_elsewhere(session, activity, user)
-                row = Attendance(
-                    activity_id=activity.id,
-                    user_id=user.id,
-                    checked_in_at=now,
-                    scanned_in_at=now,
-                    status="open",
-                    method_in=method,
-                    operator_id=getattr(operator, "id", None),
-                    updated_at=now,
-                )
-                session.add(row)
-                session.flush()
-                return _scanned(row, "check_in", activity, method, operator or user, now)
-            if now - row.updated_at < DEBOUNCE:
-                return row, "check_in" if row.status == "open" else "check_out"
-            if row.status != "open":
-                raise Conflict("already_checked_out")
-            row.checked_out_at, row.scanned_out_at, row.method_out = now, now, method
-            row.status, row.updated_at = "closed", now
-            _settle(session, row, now, actor_id=getattr(operator, "id", None))
-            row.scanned_minutes, row.scanned_points = row.credited_minutes, row.points
-            return _scanned(row, "check_out", activity, method, operator or user, now)
+            activity, who = find(session)
+            return _toggle(session, activity, who, now, method=method, operator=operator)
     except IntegrityError:
         db.session.rollback()
+        if activity is None or who is None:
+            raise
         row = db.session.scalar(
-            sa.select(Attendance).where(Attendance.activity_id == activity.id, Attendance.user_id == user.id)
+            sa.select(Attendance).where(Attendance.activity_id == activity.id, Attendance.user_id == who.id)
         )
         if row is None:
             raise
         return row, "check_in"
+
+
+def _toggle(session, activity: Activity, user: User, now: datetime, *, method: str, operator: User | None):
+    row = _row(session, activity.id, user.id)
+    if row is not None:
+        _link(row, activity, user)
+    if row is None:
+        _signed_up(session, activity, user, now)
+        awards.hold(session, user.id)  # orders this person's check-ins across activities
+        _not_elsewhere(session, activity, user)
+        row = Attendance(
+            activity_id=activity.id,
+            user_id=user.id,
+            checked_in_at=now,
+            scanned_in_at=now,
+            status="open",
+            method_in=method,
+            operator_id=getattr(operator, "id", None),
+            updated_at=now,
+        )
+        _link(row, activity, user)
+        session.add(row)
+        session.flush()
+        return _scanned(row, "check_in", activity, method, operator or user, now)
+    if now - row.updated_at < DEBOUNCE:
+        return row, "check_in" if row.status == "open" else "check_out"
+    if row.status != "open":
+        raise Conflict("already_checked_out")
+    # Settle first, change the row after: its one UPDATE then goes out with the commit.
+    _settle(session, row, now, actor_id=getattr(operator, "id", None), checked_out_at=now)
+    row.checked_out_at, row.scanned_out_at, row.method_out = now, now, method
+    row.status, row.updated_at = "closed", now
+    row.scanned_minutes, row.scanned_points = row.credited_minutes, row.points
+    return _scanned(row, "check_out", activity, method, operator or user, now)
+
+
+def _link(row: Attendance, activity: Activity, user: User) -> None:
+    """Tie the row to the activity and person this use case already holds, so that the rules, the
+    archive text and the response read them from memory instead of loading them again."""
+    set_committed_value(row, "activity", activity)
+    set_committed_value(row, "user", user)
 
 
 def _row(session, activity_id: int, user_id: int) -> Attendance | None:
@@ -173,38 +221,56 @@ def _credit_for(session, row: Attendance, check_in: datetime | None, check_out: 
     if check_in is None or check_out is None:
         check_in = check_out = activity.starts_at
     start, end = clock.bounds_of(check_in)
-    others = (
-        Attendance.user_id == row.user_id,
-        Attendance.id != row.id,
-        Attendance.status.in_(SETTLED),
-        Attendance.credited_minutes > 0,
-    )
-    already = session.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(Attendance.credited_minutes), 0)).where(
-            *others, Attendance.checked_in_at >= start, Attendance.checked_in_at < end
+    # One read for both: the settled attendances of that local day (the cap) and those overlapping
+    # this one (time credited elsewhere never counts twice).
+    others = session.execute(
+        sa.select(
+            Attendance.checked_in_at,
+            Attendance.checked_out_at,
+            Attendance.credited_minutes,
+            Activity.starts_at,
+            Activity.ends_at,
         )
-    )
+        .join(Activity, Activity.id == Attendance.activity_id)
+        .where(
+            Attendance.user_id == row.user_id,
+            Attendance.id != row.id,
+            Attendance.status.in_(SETTLED),
+            Attendance.credited_minutes > 0,
+            sa.or_(
+                sa.and_(Attendance.checked_in_at >= start, Attendance.checked_in_at < end),
+                sa.and_(Attendance.checked_in_at < check_out, Attendance.checked_out_at > check_in),
+            ),
+        )
+    ).all()
+    already = sum(minutes for came, _went, minutes, _s, _e in others if start <= came < end)
     # What another attendance credited lies inside its own activity's window: only that is taken.
     spans = [
         (max(came, starts), min(went, ends))
-        for came, went, starts, ends in session.execute(
-            sa.select(Attendance.checked_in_at, Attendance.checked_out_at, Activity.starts_at, Activity.ends_at)
-            .join(Activity, Activity.id == Attendance.activity_id)
-            .where(*others, Attendance.checked_in_at < check_out, Attendance.checked_out_at > check_in)
-        ).all()
+        for came, went, _minutes, starts, ends in others
+        if came < check_out and went > check_in
     ]
     return credit(check_in, check_out, activity.starts_at, activity.ends_at, rule, already or 0, spans)
 
 
-def _settle(session, row: Attendance, now: datetime, *, actor_id: int | None, makeup: bool = False) -> None:
-    """Credit the attendance's time through the points rule and ledger (in the caller's unit).
+def _settle(
+    session,
+    row: Attendance,
+    now: datetime,
+    *,
+    actor_id: int | None,
+    makeup: bool = False,
+    checked_out_at: datetime | None = None,
+) -> None:
+    """Credit the attendance's time through the points rule and ledger (in the caller's unit),
+    until `checked_out_at` (a check-out being scanned) or the row's own check-out.
 
     With `makeup` (an approved make-up), the minutes the scans earned and the minutes added by
     hand are credited apart, the latter marked manual on the archive and the certificate."""
     activity = row.activity
     awards.hold(session, row.user_id)
     rule = _rule(activity)
-    total = _credit_for(session, row, row.checked_in_at, row.checked_out_at, rule)
+    total = _credit_for(session, row, row.checked_in_at, checked_out_at or row.checked_out_at, rule)
     scanned = total
     if makeup:
         # The part the scans earned (as settled then); everything above it is the make-up.

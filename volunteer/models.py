@@ -47,8 +47,8 @@ class Activity(db.Model):
     created_by_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="RESTRICT"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    department: Mapped[Department] = relationship(lazy="selectin")
-    region: Mapped[Region] = relationship(lazy="selectin")
+    department: Mapped[Department] = relationship()
+    region: Mapped[Region] = relationship()
 
     __table_args__ = (
         sa.CheckConstraint(_in("status", ACTIVITY_STATUSES), name="status"),
@@ -72,8 +72,8 @@ class Signup(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    user: Mapped[User] = relationship(lazy="selectin")
-    activity: Mapped[Activity] = relationship(lazy="selectin")
+    user: Mapped[User] = relationship()
+    activity: Mapped[Activity] = relationship()
 
     __table_args__ = (
         sa.UniqueConstraint("activity_id", "user_id"),
@@ -125,8 +125,8 @@ class Attendance(db.Model):
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     review_note: Mapped[str | None] = mapped_column(sa.String(255))
 
-    user: Mapped[User] = relationship(foreign_keys=[user_id], lazy="selectin")
-    activity: Mapped[Activity] = relationship(lazy="selectin")
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
+    activity: Mapped[Activity] = relationship()
 
     __table_args__ = (
         # One attendance per volunteer and activity: two scans at once cannot open two.
