@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEV := MORALCREDIT_ENV=development
 
-.PHONY: run test lint bench install install-dev clean
+.PHONY: run test lint bench profile install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,13 +35,17 @@ test: install-dev
 lint: install-dev
 	$(BIN)/ruff check .
 
-## Benchmarks print figures; they are never part of the test suite
+## Benchmarks print figures; they are never part of the test suite. The hot paths need wrk (apt-get install wrk).
 bench: install-dev
+	@command -v wrk >/dev/null || { echo "make bench needs wrk: apt-get install wrk"; exit 1; }
+	$(BIN)/python bench/bench_hotpaths.py
 	$(BIN)/python bench/bench_auth.py
 	$(BIN)/python bench/bench_ledger.py
-	$(BIN)/python bench/bench_redeem.py
-	$(BIN)/python bench/bench_checkin.py
 	$(BIN)/python bench/economy_long.py
+
+## Where one check-in, check-out and redemption spend their time (pyinstrument, SQL statement counts)
+profile: install-dev
+	$(BIN)/python bench/profile_hotpaths.py sqlite --flat
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache tests/artifacts

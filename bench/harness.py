@@ -103,9 +103,34 @@ def run_in_app(url: str, code: str) -> str:
     return done.stdout
 
 
+@dataclass
+class Server:
+    address: str  # host:port
+    pid: int  # gunicorn's master
+    log: str  # its stderr (tracebacks of failed requests)
+
+    def worker_rss_mb(self) -> list[float]:
+        """Resident memory of each worker (children of the master), in MB, from /proc."""
+        sizes = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) != self.pid:
+                    continue
+                for line in (stat.parent / "status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        sizes.append(int(line.split()[1]) / 1024)
+            except (OSError, IndexError, ValueError):
+                continue  # a process that ended meanwhile
+        return sorted(sizes)
+
+
 @contextmanager
-def gunicorn(url: str, workers: int = 4, threads: int = 1, **env: str) -> Iterator[str]:
+def serve(url: str, app: str = "wsgi:app", workers: int = 4, threads: int = 1, **env: str) -> Iterator[Server]:
+    """gunicorn serving `app` (a module:variable or module:factory()) on a free local port."""
     port = free_port()
+    # A file, not a pipe: a full pipe would stall the workers mid-run when they log much.
+    log = tempfile.NamedTemporaryFile("w+", prefix="mcbench-gunicorn-", suffix=".log")  # noqa: SIM115
     process = subprocess.Popen(
         [
             str(BIN / "gunicorn"),
@@ -117,12 +142,12 @@ def gunicorn(url: str, workers: int = 4, threads: int = 1, **env: str) -> Iterat
             f"127.0.0.1:{port}",
             "--log-level",
             "warning",
-            "wsgi:app",
+            app,
         ],
         cwd=ROOT,
         env=app_env(url, **env),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
         text=True,
     )
     try:
@@ -134,11 +159,18 @@ def gunicorn(url: str, workers: int = 4, threads: int = 1, **env: str) -> Iterat
             except OSError:
                 time.sleep(0.2)
         else:
-            raise RuntimeError("gunicorn did not start: " + (process.stderr.read() if process.stderr else ""))
-        yield f"127.0.0.1:{port}"
+            raise RuntimeError("gunicorn did not start: " + Path(log.name).read_text()[-3000:])
+        yield Server(f"127.0.0.1:{port}", process.pid, log.name)
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
+        log.close()
+
+
+@contextmanager
+def gunicorn(url: str, workers: int = 4, threads: int = 1, **env: str) -> Iterator[str]:
+    with serve(url, "wsgi:app", workers, threads, **env) as server:
+        yield server.address
 
 
 @dataclass
