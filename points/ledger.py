@@ -4,7 +4,7 @@ Double entry: every movement is one immutable `Transfer` of a positive amount fr
 another, with a unique idempotency key. The caller's unit of work covers it (this module never
 commits). A resident's account is held (`hold`: locked and read once per transaction, a row lock
 on PostgreSQL; on SQLite the write transaction began with BEGIN IMMEDIATE) before anything about
-it is read; system accounts (issuers, stores, sinks) have no floor and are only updated. A repeat
+it is read; system accounts (issuers, stores, sinks) have no floor and are only updated, at commit. A repeat
 of a key returns the first transfer, and a resident's balance moves only by a guarded UPDATE, so
 it cannot go below zero even if a lock were missed; the CHECK constraint is the last word.
 """
@@ -30,6 +30,7 @@ from points.models import Account, Debt, Transfer
 SINKS = {"expiry": 1}
 RESIDENT = "resident"
 _HELD = "ledger_held"  # session.info: the resident accounts this transaction has locked, by user id
+_PENDING = "ledger_pending"  # session.info: system accounts' balance changes, applied at commit
 
 
 @dataclass(frozen=True)
@@ -71,12 +72,13 @@ def _where(ref: Ref) -> tuple[Any, ...]:
     return (Account.kind == ref.kind, Account.owner_type == ref.owner_type, Account.owner_id == ref.owner_id)
 
 
-def _open(session: Session, ref: Ref) -> None:
-    insert_if_absent(
+def _open(session: Session, ref: Ref, *, returning: bool = False) -> Account | None:
+    return insert_if_absent(
         session,
         Account,
         {"kind": ref.kind, "owner_type": ref.owner_type, "owner_id": ref.owner_id, "balance": 0},
         ("kind", "owner_type", "owner_id"),
+        returning=returning,
     )
 
 
@@ -127,8 +129,9 @@ def hold(session: Session, user_id: int) -> Account:
     )
     account = session.scalar(query)
     if account is None:
-        _open(session, resident(user_id))
-        account = session.scalar(query)
+        # A first movement: the row this insert makes is the transaction's own until it commits (a
+        # racing insert of the same owner waits on the unique index, then reads it here).
+        account = _open(session, resident(user_id), returning=True) or session.scalar(query)
     held[user_id] = account
     return account
 
@@ -137,6 +140,28 @@ def hold(session: Session, user_id: int) -> Account:
 def _release(session: Session, transaction: Any) -> None:
     if transaction.parent is None:
         session.info.pop(_HELD, None)
+        session.info.pop(_PENDING, None)
+
+
+def _defer(session: Session, account_id: int, delta: int) -> None:
+    """Move a system account's balance at commit, not now: every credit of a department (every
+    basket of a store) updates the same row, and its row lock is then held only for the commit,
+    not for the whole transaction. System accounts have no floor, so nothing needs them earlier."""
+    pending = session.info.setdefault(_PENDING, {})
+    pending[account_id] = pending.get(account_id, 0) + delta
+
+
+@event.listens_for(Session, "before_commit")
+def _apply_deferred(session: Session) -> None:
+    pending = session.info.pop(_PENDING, None)
+    for account_id in sorted(pending or ()):  # id order: two commits never wait in a cycle
+        if pending[account_id]:
+            session.execute(
+                sa.update(Account)
+                .execution_options(synchronize_session=False)
+                .where(Account.id == account_id)
+                .values(balance=Account.balance + pending[account_id])
+            )
 
 
 def lock(session: Session, *account_ids: int) -> dict[int, Account]:
@@ -242,20 +267,17 @@ def transfer(
             raise Invalid("insufficient_points")
         track(src.account, balance=src.account.balance - moved)
     else:
+        _defer(session, src.id, -moved)
+    if dst.account is not None:
         session.execute(
             sa.update(Account)
             .execution_options(synchronize_session=False)
-            .where(Account.id == src.id)
-            .values(balance=Account.balance - moved)
+            .where(Account.id == dst.id)
+            .values(balance=Account.balance + moved)
         )
-    session.execute(
-        sa.update(Account)
-        .execution_options(synchronize_session=False)
-        .where(Account.id == dst.id)
-        .values(balance=Account.balance + moved)
-    )
-    if dst.account is not None:
         track(dst.account, balance=dst.account.balance + moved)
+    else:
+        _defer(session, dst.id, moved)
     return Move(row, moved, amount - moved)
 
 

@@ -40,7 +40,11 @@ SETTLED = ("closed", "auto")
 REVIEWERS = duties.REVIEWERS
 
 
-def _signed_up(session, activity: Activity, user: User, now: datetime) -> None:
+class _Exclusive(Exception):
+    """A scan found it must sign a walk-in up: it needs the activity to itself (places)."""
+
+
+def _signed_up(session, activity: Activity, user: User, now: datetime, exclusive: bool) -> None:
     """Only confirmed volunteers check in; a walk-in is signed up on the spot if allowed (in the
     scan's own unit of work, so the sign-up and the check-in stand or fall together)."""
     status = session.scalar(
@@ -55,6 +59,8 @@ def _signed_up(session, activity: Activity, user: User, now: datetime) -> None:
                 .where(Signup.activity_id == activity.id, Signup.user_id == user.id)
                 .values(status="confirmed", walk_in=True, updated_at=now)
             )
+        elif not exclusive:
+            raise _Exclusive()  # a new sign-up counts places: the scan starts again, exclusively
         else:
             signups.sign_up(user=user, activity_id=activity.id, now=now, walk_in=True)
         return
@@ -77,8 +83,8 @@ def scan_venue_code(*, user: User, token: str, now: datetime) -> tuple[Attendanc
     """A volunteer scans the venue's code: check in, or out (and settle points), in one unit of work."""
     activity_id = tokens.activity_id(token)
 
-    def venue(session) -> tuple[Activity, User]:
-        activity = _locked(session, activity_id)
+    def venue(session, exclusive: bool) -> tuple[Activity, User]:
+        activity = _locked(session, activity_id, exclusive)
         if activity is None:
             raise Invalid("token_invalid")
         tokens.verify(token, activity, now)
@@ -93,8 +99,8 @@ def scan_personal_code(*, organizer: User, activity_id: int, code: str, now: dat
     """The organizer's kiosk scans a volunteer's personal code: the same toggle, by their hand."""
     authorize(organizer, "organizer")
 
-    def kiosk(session) -> tuple[Activity, User]:
-        activity = _locked(session, activity_id)
+    def kiosk(session, exclusive: bool) -> tuple[Activity, User]:
+        activity = _locked(session, activity_id, exclusive)
         if activity is None:
             raise NotFound("activity_not_found")
         authorize(organizer, "organizer", activity, hide=True)
@@ -108,28 +114,40 @@ def scan_personal_code(*, organizer: User, activity_id: int, code: str, now: dat
     return _scan(kiosk, now, method="kiosk", operator=organizer)
 
 
-def _locked(session, activity_id: int) -> Activity | None:
-    """The activity, locked (its row lock orders the scans of one activity), read fresh with its
-    region and department in the same statement: the scope check, the rule and the archive need
-    them, and three lookups would be three statements on the busiest path."""
+def _locked(session, activity_id: int, exclusive: bool) -> Activity | None:
+    """The activity, read fresh with its region and department in the same statement (the scope
+    check, the rule and the archive need them; three lookups would be three statements on the
+    busiest path), and locked. Scans share the lock (PostgreSQL FOR SHARE): scans of one crowded
+    venue run side by side, each volunteer's own row and account ordering their own, while a
+    correction, a cancellation or a sign-up (FOR UPDATE) waits for them and they for it. A scan
+    that must sign a walk-in up takes it `exclusive`, as a sign-up does."""
     return session.get(
         Activity,
         activity_id,
         options=[joinedload(Activity.region, innerjoin=True), joinedload(Activity.department, innerjoin=True)],
-        with_for_update={"of": Activity},
+        with_for_update={"of": Activity, "read": not exclusive},
         populate_existing=True,
     )
 
 
 def _scan(find, now: datetime, *, method: str, operator: User | None) -> tuple[Attendance, str]:
-    """One scan, one unit of work: `find(session)` locks the activity and says who scanned; then
-    the toggle. The unique (activity, user) index is the last word if two first scans still race."""
+    """One scan, one unit of work: `find(session, exclusive)` locks the activity and says who
+    scanned; then the toggle. A walk-in's first scan starts again with the activity to itself
+    (nothing was written). The unique (activity, user) index is the last word if two first scans
+    of one person still race."""
+    try:
+        return _attempt(find, now, method=method, operator=operator, exclusive=False)
+    except _Exclusive:
+        return _attempt(find, now, method=method, operator=operator, exclusive=True)
+
+
+def _attempt(find, now: datetime, *, method: str, operator: User | None, exclusive: bool) -> tuple[Attendance, str]:
     who: User | None = None
     activity: Activity | None = None
     try:
         with unit_of_work() as session:
-            activity, who = find(session)
-            return _toggle(session, activity, who, now, method=method, operator=operator)
+            activity, who = find(session, exclusive)
+            return _toggle(session, activity, who, now, method=method, operator=operator, exclusive=exclusive)
     except IntegrityError:
         db.session.rollback()
         if activity is None or who is None:
@@ -142,12 +160,14 @@ def _scan(find, now: datetime, *, method: str, operator: User | None) -> tuple[A
         return row, "check_in"
 
 
-def _toggle(session, activity: Activity, user: User, now: datetime, *, method: str, operator: User | None):
+def _toggle(
+    session, activity: Activity, user: User, now: datetime, *, method: str, operator: User | None, exclusive: bool
+):
     row = _row(session, activity.id, user.id)
     if row is not None:
         _link(row, activity, user)
     if row is None:
-        _signed_up(session, activity, user, now)
+        _signed_up(session, activity, user, now, exclusive)
         awards.hold(session, user.id)  # orders this person's check-ins across activities
         _not_elsewhere(session, activity, user)
         row = Attendance(
