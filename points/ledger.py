@@ -22,7 +22,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict, Invalid
-from points.messages import MESSAGES  # noqa: F401  (registers the Chinese messages)
 from points.models import Account, Debt, Transfer
 
 SINKS = {"expiry": 1}
