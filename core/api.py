@@ -208,7 +208,7 @@ def register(app: Flask, routes: Routes) -> None:
 
     A Flask blueprint takes no route once it is registered, and domains register one after another:
     so the app gets one empty blueprint per name (the endpoints' `api.` namespace, and exempt from
-    the page CSRF check, since `authenticate` checks the token of a page session itself), and each
+    the page CSRF check: `authenticate` checks the CSRF token of a page session itself), and each
     route is added to the app under that name, which is all that registering a blueprint does.
     """
     state = _state(app)
