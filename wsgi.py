@@ -1,5 +1,5 @@
-"""WSGI entry point: `gunicorn wsgi:app`, `flask --app wsgi ...`."""
+"""WSGI entry point: `gunicorn wsgi:app`, `flask --app wsgi ...` (the factory is `moralcredit.create_app`)."""
 
-from core.app import create_app
+from moralcredit import create_app
 
 app = create_app()

@@ -1,2 +1,39 @@
 """People and places: regions (市 › 县 › 乡镇 › 村/社区 › 网格), departments, households, residents
-and the roles they hold. Knows nothing of points, activities or stores (those build on it)."""
+and the roles they hold. Knows nothing of points, activities or stores (those build on it).
+
+`init_app(app)` wires the domain into an app; the composition root (`moralcredit.create_app`) calls
+it first, since every other domain builds on it. Importing a module of the domain changes no app.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, flash, redirect, request, url_for
+
+import core.api
+import core.jobs
+from core.errors import register_messages
+
+
+def init_app(app: Flask) -> None:
+    """Pages, API routes, sign-in (page session and API token), jobs, Chinese messages, commands."""
+    # Imported here: `import community.models` need not load every page and route of the domain.
+    from community import accounts, cli, jobs, messages, views
+    from community.api import api
+
+    register_messages(app, messages.MESSAGES)
+    app.register_blueprint(views.bp)
+    core.api.register(app, api)
+    core.api.token_user_loader(app, accounts.user_for_token)
+    core.jobs.register(app, jobs.jobs)
+    cli.init_app(app)
+
+    app.login_manager.user_loader(accounts.user_for_session)
+    app.login_manager.login_view = "community.login"
+    app.login_manager.unauthorized_handler(_send_to_sign_in)
+
+
+def _send_to_sign_in() -> Any:
+    flash("请先登录", "info")
+    return redirect(url_for("community.login", next=request.full_path.rstrip("?")))

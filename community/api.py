@@ -23,16 +23,16 @@ from community.schemas import (
     TokenSchema,
     UserSchema,
 )
-from core.api import endpoint, paginate, token_user_loader
+from core.api import Routes, paginate
 from core.db import db, utcnow
 from core.errors import DomainError, NotFound, problem
 from core.qr import qr_png
 from core.security import authorize
 
-token_user_loader(accounts.user_for_token)
+api = Routes()
 
 
-@endpoint(
+@api.route(
     "/auth/register",
     "POST",
     body=RegisterSchema,
@@ -47,7 +47,7 @@ def register(user, data):
     return accounts.register(now=utcnow(), **data)
 
 
-@endpoint(
+@api.route(
     "/auth/token", "POST", body=TokenRequestSchema, response=TokenSchema, auth=False, errors=(401, 429), tag="auth"
 )
 def token(user, data):
@@ -70,26 +70,26 @@ def _problem_with(error: DomainError, **fields) -> Response:
     return response
 
 
-@endpoint("/users/<int:user_id>/unlock", "POST", response=UserSchema, errors=(404,), tag="people")
+@api.route("/users/<int:user_id>/unlock", "POST", response=UserSchema, errors=(404,), tag="people")
 def unlock_user(user, user_id):
     """End a resident's sign-in lock-out (admins over the resident's region)."""
     return signin.unlock(actor=user, user_id=user_id, now=utcnow())
 
 
-@endpoint("/me", response=UserSchema, tag="auth")
+@api.route("/me", response=UserSchema, tag="auth")
 def me(user):
     """The signed-in user, with roles and balance."""
     return user
 
 
-@endpoint("/me/code", response=CodeSchema, tag="auth")
+@api.route("/me/code", response=CodeSchema, tag="auth")
 def my_code(user):
     """The personal QR payload: signed, changes every minute."""
     code, expires_at = accounts.personal_code(user, utcnow())
     return {"code": code, "expires_at": expires_at}
 
 
-@endpoint("/me/code.png", content_type="image/png", tag="auth")
+@api.route("/me/code.png", content_type="image/png", tag="auth")
 def my_code_png(user):
     """The personal QR as a PNG image."""
     code, _ = accounts.personal_code(user, utcnow())
@@ -98,13 +98,13 @@ def my_code_png(user):
     return response
 
 
-@endpoint("/roles", "POST", body=GrantRequestSchema, response=GrantSchema, status=201, errors=(404, 409), tag="people")
+@api.route("/roles", "POST", body=GrantRequestSchema, response=GrantSchema, status=201, errors=(404, 409), tag="people")
 def grant_role(user, data):
     """Grant a role with a scope (admins, within their own scope)."""
     return services.grant_role(actor=user, now=utcnow(), **data)
 
 
-@endpoint("/roles", query=RoleQuery, response=GrantSchema, paged=True, tag="people")
+@api.route("/roles", query=RoleQuery, response=GrantSchema, paged=True, tag="people")
 def list_roles(user, query):
     """Role grants inside the caller's admin scope."""
     authorize(user, "admin")
@@ -126,14 +126,14 @@ def list_roles(user, query):
     return paginate(select, query, db.session)
 
 
-@endpoint("/roles/<int:grant_id>", "DELETE", status=204, errors=(404,), tag="people")
+@api.route("/roles/<int:grant_id>", "DELETE", status=204, errors=(404,), tag="people")
 def revoke_role(user, grant_id):
     """Revoke a role grant (admins, within their own scope)."""
     services.revoke_role(actor=user, grant_id=grant_id, now=utcnow())
     return Response(status=204)
 
 
-@endpoint("/regions", query=RegionQuery, response=RegionSchema, paged=True, auth=False, tag="people")
+@api.route("/regions", query=RegionQuery, response=RegionSchema, paged=True, auth=False, tag="people")
 def list_regions(user, query):
     """Regions, filtered by parent, level, subtree or name (public: sign-up needs them)."""
     select = sa.select(Region).order_by(Region.path)
@@ -150,13 +150,13 @@ def list_regions(user, query):
     return paginate(select, query, db.session)
 
 
-@endpoint("/regions", "POST", body=RegionSchema, response=RegionSchema, status=201, errors=(409,), tag="people")
+@api.route("/regions", "POST", body=RegionSchema, response=RegionSchema, status=201, errors=(409,), tag="people")
 def create_region(user, data):
     """Add a region below one the admin manages."""
     return services.create_region(actor=user, now=utcnow(), **data)
 
 
-@endpoint("/regions/<code>", response=RegionSchema, auth=False, errors=(404,), tag="people")
+@api.route("/regions/<code>", response=RegionSchema, auth=False, errors=(404,), tag="people")
 def get_region(user, code):
     """One region by its code."""
     region = services.region_by_code(code)
@@ -165,7 +165,7 @@ def get_region(user, code):
     return region
 
 
-@endpoint("/departments", query=DepartmentQuery, response=DepartmentSchema, paged=True, auth=False, tag="people")
+@api.route("/departments", query=DepartmentQuery, response=DepartmentSchema, paged=True, auth=False, tag="people")
 def list_departments(user, query):
     """Departments, optionally only those in a region's subtree."""
     select = sa.select(Department).join(Department.region).order_by(Region.path, Department.id)
@@ -177,7 +177,7 @@ def list_departments(user, query):
     return paginate(select, query, db.session)
 
 
-@endpoint(
+@api.route(
     "/departments", "POST", body=DepartmentSchema, response=DepartmentSchema, status=201, errors=(409,), tag="people"
 )
 def create_department(user, data):

@@ -1,15 +1,41 @@
-"""Commands for operators: `flask admin create`, used by deployment scripts (idempotent)."""
+"""Commands for operators: `flask admin create`, used by deployment scripts (idempotent), and
+`flask demo seed`.
+
+The demo county is the people domain's; each domain wired in after it adds its own demo data with
+`add_demo_seeder(app, seed)` in its `init_app`, so the seeders run in the composition order
+(`moralcredit.create_app`): people and places first, then what builds on them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
+from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from community import services
+from community import demo, services
 from core.db import utcnow
 from core.errors import DomainError
 
+DEMO_SEEDERS = "community.demo_seeders"
+
 admin_cli = AppGroup("admin", help="管理员账号 (administrator accounts)")
+demo_cli = AppGroup("demo", help="演示数据 (demo data)")
+
+
+def init_app(app: Flask) -> None:
+    app.extensions[DEMO_SEEDERS] = []
+    app.cli.add_command(admin_cli)
+    app.cli.add_command(demo_cli)
+
+
+def add_demo_seeder(app: Flask, seed: Callable[[], str]) -> None:
+    """Run `seed()` (it returns a line to print) after the demo county is built by `flask demo seed`."""
+    try:
+        app.extensions[DEMO_SEEDERS].append(seed)
+    except KeyError:
+        raise RuntimeError("community.init_app(app) must come before a domain adds demo data") from None
 
 
 @admin_cli.command("create")
@@ -28,3 +54,14 @@ def create_admin(phone: str, password: str, name: str, region_code: str, region_
         details = "; ".join(f"{k}: {', '.join(v)}" for k, v in (error.errors or {}).items())
         raise click.ClickException(f"{error.detail} {details}".strip()) from error
     click.echo(f"{'created' if created else 'exists'}: admin {user.name} ({user.phone}) over {region_code}")
+
+
+@demo_cli.command("seed")
+@click.option("--force", is_flag=True, help="seed even if the database already holds people")
+def seed(force: bool) -> None:
+    """Fill an empty database with a realistic demo county."""
+    result = demo.seed(force=force)
+    click.echo(result)
+    if "skipped" not in result:
+        for seed_more in current_app.extensions[DEMO_SEEDERS]:
+            click.echo(seed_more())

@@ -8,10 +8,12 @@ import sqlalchemy as sa
 
 from community.models import LoginAttempt
 from core.db import unit_of_work
-from core.jobs import job
+from core.jobs import JobSet
+
+jobs = JobSet()
 
 
-@job("prune-login-attempts", minute=17)
+@jobs.job("prune-login-attempts", minute=17)
 def prune_login_attempts(*, now: datetime) -> str:
     """Forget sign-in attempts older than a day (they only serve the per-address limit)."""
     with unit_of_work() as session:

@@ -1,6 +1,5 @@
-"""The Chinese text of the people-and-places domain's error codes (one place, to translate)."""
-
-from core.errors import register_messages
+"""The Chinese text of the people-and-places domain's error codes (one place, to translate);
+`init_app` adds them to an app."""
 
 MESSAGES = {
     "bad_credentials": "手机号或密码不正确",
@@ -32,5 +31,3 @@ DETAILS = {
     "login_throttled": "该账号在本网络登录失败次数过多，请于 {until} 后再试",
     "login_throttled_address": "本网络登录失败次数过多，请于 {until} 后再试",
 }
-
-register_messages(MESSAGES)

@@ -1,2 +1,3 @@
-"""Framework plumbing that knows no domain: app factory, config, database, errors, security,
-audit, jobs and the API toolkit. Only `core.app` may import the domain packages."""
+"""Framework plumbing that knows no domain: the bare app, config, database, errors, security,
+audit, jobs and the API toolkit. No module here imports a domain package; the domains are wired
+into an app by the composition root, `moralcredit.create_app` (tests/test_core_wiring.py checks)."""

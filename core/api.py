@@ -1,9 +1,14 @@
 """The JSON API toolkit: one decorator declares a route, its schemas and its auth.
 
-`@endpoint(...)` loads and validates the body and query with marshmallow (400 for malformed JSON,
+`@api.route(...)` loads and validates the body and query with marshmallow (400 for malformed JSON,
 422 with per-field errors), authenticates the caller (bearer token, or the page session plus a CSRF
 token for unsafe methods), calls the view and dumps its result. The same declarations generate the
 OpenAPI document, so the contract and the code cannot drift apart. No domain knowledge here.
+
+Each domain module declares its routes on a `Routes` of its own (`api = Routes()`, then
+`@api.route(...)`); declaring records them there and nowhere else. `register(app, api)`, called by
+the domain's `init_app`, is what puts them on an app and into its OpenAPI document, so importing a
+module changes nothing global and two apps in one process never share or repeat a route.
 """
 
 from __future__ import annotations
@@ -11,14 +16,14 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache, wraps
 from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
@@ -26,11 +31,10 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, vali
 from core import idempotency
 from core.bounds import INT_MAX
 from core.errors import BadRequest, DomainError, Invalid, Unauthorized, problem
-from core.extensions import csrf
 from core.security import read_api_token
 
-api = Blueprint("api", __name__, url_prefix="/api/v1")
-
+API_PREFIX = "/api/v1"
+EXTENSION = "moralcredit.api"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
@@ -93,11 +97,14 @@ def paginate(select: Any, query: dict[str, Any], session: Any) -> Page:
     return Page(items, page, per_page, total or 0)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RouteSpec:
-    rule: str
+    """One declared route: what the OpenAPI document says of it, and the Flask view that serves it."""
+
+    rule: str  # the whole path, prefix included
     method: str
-    view: Callable[..., Any]
+    view: Callable[..., Any]  # the function as declared
+    endpoint: str  # `<module's domain>_<function>`, under the blueprint's name
     body: type[Schema] | None
     query: type[Schema] | None
     response: type[Schema] | None
@@ -108,20 +115,131 @@ class RouteSpec:
     summary: str
     tag: str
     content_type: str | None = None
-    errors: tuple[int, ...] = field(default_factory=tuple)
+    errors: tuple[int, ...] = ()
     idempotent: bool = False
+    handler: Callable[..., Any] = field(init=False, repr=False)  # the Flask view: authenticate, load, call, dump
 
 
-ROUTES: list[RouteSpec] = []
+class Routes:
+    """The JSON routes of one module: `api = Routes()`, then `@api.route(...)` on each view.
 
-_token_user_loader: Callable[[int, int], Any] | None = None
+    Routes go under the app's `api` blueprint (`/api/v1`, endpoints `api.<domain>_<function>`) unless
+    another `blueprint` and `url_prefix` are given. Declaring a route records it here only.
+    """
+
+    def __init__(self, blueprint: str = "api", url_prefix: str = API_PREFIX) -> None:
+        self.blueprint = blueprint
+        self.url_prefix = url_prefix
+        self.specs: list[RouteSpec] = []
+
+    def __iter__(self) -> Iterator[RouteSpec]:
+        return iter(self.specs)
+
+    def route(
+        self,
+        rule: str,
+        method: str = "GET",
+        *,
+        body: type[Schema] | None = None,
+        query: type[Schema] | None = None,
+        response: type[Schema] | None = None,
+        status: int = 200,
+        auth: bool = True,
+        many: bool = False,
+        paged: bool = False,
+        summary: str = "",
+        tag: str = "",
+        content_type: str | None = None,
+        errors: tuple[int, ...] = (),
+        idempotent: bool = False,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Declare a JSON route. The view gets `user`, and `data`/`query` when schemas are given.
+
+        `idempotent`: the route accepts an `Idempotency-Key` header; a repeat gets the first response.
+        The view then also gets `idempotency_key` (the client's, or a fresh one when none was sent).
+        """
+
+        def declare(func: Callable[..., Any]) -> Callable[..., Any]:
+            domain = func.__module__.split(".")[0]
+            spec = RouteSpec(
+                rule=self.url_prefix + rule,
+                method=method,
+                view=func,
+                endpoint=f"{domain}_{func.__name__}",
+                body=body,
+                query=query,
+                response=response,
+                status=status,
+                auth=auth,
+                many=many,
+                paged=paged,
+                summary=summary or (func.__doc__ or "").strip().split("\n")[0],
+                tag=tag or domain,
+                content_type=content_type,
+                errors=errors,
+                idempotent=idempotent,
+            )
+            spec.handler = _handler(spec)
+            self.specs.append(spec)
+            return spec.handler
+
+        return declare
 
 
-def token_user_loader(func: Callable[[int, int], Any]) -> Callable[[int, int], Any]:
-    """Register `func(user_id, token_version) -> user or None` (the people domain does this)."""
-    global _token_user_loader
-    _token_user_loader = func
-    return func
+@dataclass
+class _Api:
+    """What one app knows of its API (in `app.extensions`): its routes, in registration order."""
+
+    title: str
+    version: str
+    routes: list[RouteSpec] = field(default_factory=list)
+    registered: list[Routes] = field(default_factory=list)
+    token_user_loader: Callable[[int, int], Any] | None = None
+
+
+def init_app(app: Flask, *, title: str, version: str) -> None:
+    """Give `app` an API: no routes yet (domains `register` theirs) and `/api/openapi.json` listing them."""
+    app.extensions[EXTENSION] = _Api(title, version)
+    app.add_url_rule("/api/openapi.json", "openapi_json", _openapi_json)
+
+
+def register(app: Flask, routes: Routes) -> None:
+    """Serve `routes` on `app` and list them in its OpenAPI document; a second time is an error.
+
+    A Flask blueprint takes no route once it is registered, and domains register one after another:
+    so the app gets one empty blueprint per name (the endpoints' `api.` namespace, and exempt from
+    the page CSRF check: `authenticate` checks the CSRF token of a page session itself), and each
+    route is added to the app under that name, which is all that registering a blueprint does.
+    """
+    state = _state(app)
+    if any(known is routes for known in state.registered):
+        raise RuntimeError(f"these {routes.blueprint} routes are already registered on {app.name}")
+    blueprint = app.blueprints.get(routes.blueprint)
+    if blueprint is None:
+        blueprint = Blueprint(routes.blueprint, __name__, url_prefix=routes.url_prefix or None)
+        app.extensions["csrf"].exempt(blueprint)
+        app.register_blueprint(blueprint)
+    for spec in routes:
+        app.add_url_rule(spec.rule, f"{blueprint.name}.{spec.endpoint}", spec.handler, methods=[spec.method])
+    state.registered.append(routes)
+    state.routes.extend(routes)
+
+
+def token_user_loader(app: Flask, loader: Callable[[int, int], Any]) -> None:
+    """Set `loader(user_id, token_version) -> user or None` for bearer tokens (the people domain's)."""
+    _state(app).token_user_loader = loader
+
+
+def routes_of(app: Flask) -> tuple[RouteSpec, ...]:
+    """Every route registered on `app`, in registration order."""
+    return tuple(_state(app).routes)
+
+
+def _state(app: Flask) -> _Api:
+    try:
+        return app.extensions[EXTENSION]
+    except KeyError:
+        raise RuntimeError("core.api.init_app(app) must come before routes are registered") from None
 
 
 def authenticate() -> Any:
@@ -132,7 +250,8 @@ def authenticate() -> Any:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("token_invalid")
         user_id, version = read_api_token(token.strip())
-        user = _token_user_loader(user_id, version) if _token_user_loader else None
+        loader = _state(current_app).token_user_loader
+        user = loader(user_id, version) if loader else None
         if user is None:
             raise Unauthorized("token_invalid")
         g._login_user = user  # what flask_login.current_user returns for this request
@@ -141,7 +260,7 @@ def authenticate() -> Any:
     if current_user.is_authenticated:
         if request.method not in SAFE_METHODS:
             try:
-                csrf.protect()
+                current_app.extensions["csrf"].protect()
             except CSRFError as exc:
                 raise BadRequest("csrf_failed") from exc
         g.auth_method = "session"
@@ -185,84 +304,44 @@ def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     return out
 
 
-def endpoint(
-    rule: str,
-    method: str = "GET",
-    *,
-    body: type[Schema] | None = None,
-    query: type[Schema] | None = None,
-    response: type[Schema] | None = None,
-    status: int = 200,
-    auth: bool = True,
-    many: bool = False,
-    paged: bool = False,
-    summary: str = "",
-    tag: str = "",
-    content_type: str | None = None,
-    errors: tuple[int, ...] = (),
-    blueprint: Blueprint = api,
-    idempotent: bool = False,
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Declare a JSON route. The view gets `user`, and `data`/`query` when schemas are given.
+def _handler(spec: RouteSpec) -> Callable[..., Any]:
+    """The Flask view of a route: authenticate, load and validate, call the declared view, dump."""
+    func = spec.view
 
-    `idempotent`: the route accepts an `Idempotency-Key` header; a repeat gets the first response.
-    The view then also gets `idempotency_key` (the client's, or a fresh one when none was sent).
-    """
+    def render(result: Any) -> Any:
+        return _render(result, spec.response, spec.status, spec.many, spec.paged)
 
-    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        @wraps(func)
-        def view(**kwargs: Any) -> Any:
-            user = authenticate()
-            if auth and user is None:
-                raise Unauthorized()
-            if query is not None:
-                kwargs["query"] = _validated(query(), request.args.to_dict())
-            if body is not None:
-                kwargs["data"] = _load_body(body)
-            if not idempotent:
-                return _render(func(user=user, **kwargs), response, status, many, paged)
-            key = idempotency.request_key()
-            if key is not None and user is not None and (first := idempotency.replay(user.id, key)) is not None:
-                return first
-            kwargs["idempotency_key"] = key or f"auto-{uuid.uuid4().hex}"
-            try:
-                result = _render(func(user=user, **kwargs), response, status, many, paged)
-            except DomainError as error:
-                result = problem(
-                    error.status,
-                    error.code,
-                    error.detail,
-                    title=error.title,
-                    errors=error.errors,
-                    headers=error.headers,
-                )
-            if key is not None and user is not None:
-                idempotency.remember(user.id, key, result)
-            return result
-
-        name = f"{func.__module__.split('.')[0]}_{func.__name__}"
-        blueprint.add_url_rule(rule, endpoint=name, view_func=view, methods=[method])
-        ROUTES.append(
-            RouteSpec(
-                blueprint.url_prefix + rule if blueprint.url_prefix else rule,
-                method,
-                func,
-                body,
-                query,
-                response,
-                status,
-                auth,
-                many,
-                paged,
-                summary or (func.__doc__ or "").strip().split("\n")[0],
-                tag or func.__module__.split(".")[0],
-                content_type,
-                errors,
+    @wraps(func)
+    def view(**kwargs: Any) -> Any:
+        user = authenticate()
+        if spec.auth and user is None:
+            raise Unauthorized()
+        if spec.query is not None:
+            kwargs["query"] = _validated(spec.query(), request.args.to_dict())
+        if spec.body is not None:
+            kwargs["data"] = _load_body(spec.body)
+        if not spec.idempotent:
+            return render(func(user=user, **kwargs))
+        key = idempotency.request_key()
+        if key is not None and user is not None and (first := idempotency.replay(user.id, key)) is not None:
+            return first
+        kwargs["idempotency_key"] = key or f"auto-{uuid.uuid4().hex}"
+        try:
+            result = render(func(user=user, **kwargs))
+        except DomainError as error:
+            result = problem(
+                error.status,
+                error.code,
+                error.detail,
+                title=error.title,
+                errors=error.errors,
+                headers=error.headers,
             )
-        )
-        return view
+        if key is not None and user is not None:
+            idempotency.remember(user.id, key, result)
+        return result
 
-    return decorate
+    return view
 
 
 def _render(result: Any, schema: type[Schema] | None, status: int, many: bool, paged: bool) -> Any:
@@ -303,13 +382,18 @@ def _page_schema(schema: type[Schema]) -> type[Schema]:
     )
 
 
-def openapi_document(title: str, version: str) -> dict[str, Any]:
+def _openapi_json() -> Response:
+    state = _state(current_app)
+    return jsonify(openapi_document(state.routes, state.title, state.version))
+
+
+def openapi_document(routes: Iterable[RouteSpec], title: str, version: str) -> dict[str, Any]:
     spec = APISpec(title=title, version=version, openapi_version="3.0.3", plugins=[MarshmallowPlugin()])
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     spec.components.schema("Problem", schema=ProblemSchema)
     problem_ref = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     paths: dict[str, dict[str, Any]] = {}
-    for route in ROUTES:
+    for route in routes:
         path = _PATH_PARAM.sub(lambda m: "{" + m.group("name") + "}", route.rule)
         operation: dict[str, Any] = {
             "summary": route.summary,

@@ -2,8 +2,9 @@
 
 Services raise a `DomainError` with a stable machine code; API requests get
 `application/problem+json` (`type, title, status, detail, code` and, for 422, `errors`), pages get a
-friendly Chinese page. Chinese titles are registered per domain (`register_messages`) so that each
-domain keeps its user-visible text in one place. Never a 500 for bad input.
+friendly Chinese page. Each domain keeps the Chinese titles of its codes in one place and adds them
+to an app in its `init_app` (`register_messages`); outside an app only core's titles are known.
+Never a 500 for bad input.
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, json, render_template, request
+from flask import Flask, Response, current_app, has_app_context, json, render_template, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
 
 PROBLEM_TYPE = "https://moralcredit.example/problems/"
+EXTENSION = "moralcredit.messages"
 
-_MESSAGES: dict[str, str] = {
+MESSAGES: dict[str, str] = {
     "malformed_json": "请求内容不是有效的 JSON",
     "validation_failed": "提交的内容有误",
     "unauthorized": "请先登录",
@@ -38,13 +40,14 @@ _MESSAGES: dict[str, str] = {
 }
 
 
-def register_messages(messages: dict[str, str]) -> None:
-    """Each domain registers the Chinese titles of its error codes once, at import."""
-    _MESSAGES.update(messages)
+def register_messages(app: Flask, messages: dict[str, str]) -> None:
+    """Add a domain's Chinese titles of its error codes to `app` (a later domain's title wins)."""
+    app.extensions[EXTENSION].update(messages)
 
 
 def message(code: str) -> str:
-    return _MESSAGES.get(code, _MESSAGES["bad_request"])
+    messages = current_app.extensions.get(EXTENSION, MESSAGES) if has_app_context() else MESSAGES
+    return messages.get(code, MESSAGES["bad_request"])
 
 
 class DomainError(Exception):
@@ -168,6 +171,8 @@ def _page(status: int, code: str, detail: str, headers: dict[str, str] | None = 
 
 
 def init_app(app: Flask) -> None:
+    app.extensions[EXTENSION] = dict(MESSAGES)
+
     @app.before_request
     def _refuse_nul_in_forms() -> None:
         # A NUL character in a form or query value cannot be stored (PostgreSQL) and is never

@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint
 from marshmallow import fields
 
-from core.api import BaseSchema, endpoint
+from core.api import BaseSchema, Routes
 from core.db import db
 
-health = Blueprint("health", __name__)
+api = Routes(blueprint="health", url_prefix="")
 
 
 class HealthSchema(BaseSchema):
@@ -19,7 +18,7 @@ class HealthSchema(BaseSchema):
     db = fields.String()
 
 
-@endpoint("/healthz", response=HealthSchema, auth=False, errors=(503,), tag="operations", blueprint=health)
+@api.route("/healthz", response=HealthSchema, auth=False, errors=(503,), tag="operations")
 def healthz(user: Any) -> Any:
     """Liveness and database reachability."""
     try:

@@ -1,28 +1,36 @@
-"""Scheduled jobs: a registry, a once-only guard shared by every process, and the scheduler.
+"""Scheduled jobs: each app's registry, a once-only guard shared by every process, and the scheduler.
 
-A job is a plain function registered with `@job(name, **trigger)`. Before a scheduled run the
-process inserts a `job_run` row keyed by (name, slot) in its own transaction: the unique key lets
-exactly one process win the slot, however many schedulers are started. Every job must also be
-idempotent on its own, because an operator may run it by hand (`flask jobs run NAME`).
+A job is a plain function declared on its module's `JobSet` (`jobs = JobSet()`, then
+`@jobs.job(name, **trigger)`); declaring records it there only, and the domain's `init_app` hands the
+set to an app with `register(app, jobs)`. Before a scheduled run the process inserts a `job_run` row
+keyed by (name, slot) in its own transaction: the unique key lets exactly one process win the slot,
+however many schedulers are started. Every job must also be idempotent on its own, because an
+operator may run it by hand (`flask jobs run NAME`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
+import click
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, current_app
+from flask.cli import AppGroup
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import UTCDateTime, db, unit_of_work, utcnow
 
 log = logging.getLogger(__name__)
+
+EXTENSION = "moralcredit.jobs"
 
 
 class JobRun(db.Model):
@@ -47,17 +55,55 @@ class Job:
     description: str = ""
 
 
-JOBS: dict[str, Job] = {}
+class JobSet:
+    """The jobs of one module, declared with `@jobs.job(...)` and given to an app by `register`."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, Job] = {}
+
+    def __iter__(self) -> Iterator[Job]:
+        return iter(self._jobs.values())
+
+    def job(
+        self, name: str, description: str = "", **trigger: Any
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Declare `func(now=...)` as job `name`, run by cron-style `trigger` (APScheduler CronTrigger)."""
+
+        def declare(func: Callable[..., Any]) -> Callable[..., Any]:
+            if name in self._jobs:
+                raise ValueError(f"job {name!r} is declared twice")
+            self._jobs[name] = Job(name, func, trigger, description or (func.__doc__ or "").strip().split("\n")[0])
+            return func
+
+        return declare
 
 
-def job(name: str, description: str = "", **trigger: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register `func(now=...)` as job `name`, run by cron-style `trigger` (APScheduler CronTrigger)."""
+def init_app(app: Flask) -> None:
+    """Give `app` an empty job registry and the `jobs` and `scheduler` commands."""
+    app.extensions[EXTENSION] = {}
+    app.cli.add_command(jobs_cli)
+    app.cli.add_command(scheduler_cli)
 
-    def register(func: Callable[..., Any]) -> Callable[..., Any]:
-        JOBS[name] = Job(name, func, trigger, description or (func.__doc__ or "").strip().split("\n")[0])
-        return func
 
-    return register
+def register(app: Flask, jobs: JobSet) -> None:
+    """Add `jobs` to `app`'s registry; a name the app already has (the same set twice) is an error."""
+    registry = _registry(app)
+    for job_ in jobs:
+        if job_.name in registry:
+            raise RuntimeError(f"job {job_.name!r} is already registered on {app.name}")
+    registry.update((job_.name, job_) for job_ in jobs)
+
+
+def jobs_of(app: Flask) -> Mapping[str, Job]:
+    """The jobs registered on `app`, by name (read-only)."""
+    return MappingProxyType(_registry(app))
+
+
+def _registry(app: Flask) -> dict[str, Job]:
+    try:
+        return app.extensions[EXTENSION]
+    except KeyError:
+        raise RuntimeError("core.jobs.init_app(app) must come before jobs are registered") from None
 
 
 def claim(name: str, slot: str, now: datetime) -> int | None:
@@ -82,7 +128,7 @@ def _finish(run_id: int, status: str, result: str | None) -> None:
 
 def run_job(name: str, *, slot: str | None = None, now: datetime | None = None) -> str | None:
     """Run a job once for `slot` (default: a manual run now). Returns its result, or None if taken."""
-    job_ = JOBS[name]
+    job_ = jobs_of(current_app)[name]
     now = now or utcnow()
     slot = slot or f"manual:{now.isoformat(timespec='microseconds')}"
     run_id = claim(name, slot, now)
@@ -123,7 +169,7 @@ def build_scheduler(app: Flask, *, blocking: bool) -> Any:
 
     cls = BlockingScheduler if blocking else BackgroundScheduler
     scheduler = cls(timezone=app.config["TIMEZONE"])
-    for job_ in JOBS.values():
+    for job_ in jobs_of(app).values():
         scheduler.add_job(
             _scheduled,
             CronTrigger(timezone=app.config["TIMEZONE"], **job_.trigger),
@@ -135,3 +181,45 @@ def build_scheduler(app: Flask, *, blocking: bool) -> Any:
             misfire_grace_time=300,
         )
     return scheduler
+
+
+def maybe_start_scheduler(app: Flask) -> None:
+    """Start the scheduler in the background, only under `flask run` (and in the reloader's child),
+    never in every gunicorn worker. Call it once the domains have registered their jobs."""
+    if app.config["SCHEDULER"] != "on" or app.testing or os.environ.get("FLASK_RUN_FROM_CLI") != "true":
+        return
+    if app.debug and os.environ.get("WERKZEUG_RUN_MAIN") != "true":
+        return
+    context = click.get_current_context(silent=True)
+    if context is None or context.info_name != "run":
+        return
+    build_scheduler(app, blocking=False).start()
+
+
+jobs_cli = AppGroup("jobs", help="定时任务 (scheduled jobs)")
+scheduler_cli = AppGroup("scheduler", help="调度器 (scheduler)")
+
+
+@jobs_cli.command("run")
+@click.argument("name")
+def run_command(name: str) -> None:
+    """Run one job now."""
+    jobs = jobs_of(current_app)
+    if name not in jobs:
+        raise click.ClickException(f"unknown job {name!r}; one of: {', '.join(sorted(jobs))}")
+    click.echo(run_job(name) or "done")
+
+
+@jobs_cli.command("list")
+def list_command() -> None:
+    """List the jobs and their schedules."""
+    for job_ in sorted(jobs_of(current_app).values(), key=lambda j: j.name):
+        click.echo(f"{job_.name:28} {job_.trigger}  {job_.description}")
+
+
+@scheduler_cli.command("run")
+def scheduler_run_command() -> None:
+    """Run the scheduled jobs in the foreground (one such process per deployment is enough)."""
+    app = current_app._get_current_object()
+    click.echo(f"scheduler: {len(jobs_of(app))} jobs, time zone {app.config['TIMEZONE']}")
+    build_scheduler(app, blocking=True).start()

@@ -1,6 +1,7 @@
 """The notification outbox: messages to people, written in the same transaction as the change that
 causes them, then delivered by pluggable senders. The default sender writes to the log; every
 message is also in the person's in-app inbox. A message key makes each notice once-only.
+`init_app(app)` gives an app its senders and the delivery job.
 """
 
 from __future__ import annotations
@@ -10,11 +11,17 @@ from collections.abc import Callable
 from datetime import datetime
 
 import sqlalchemy as sa
+from flask import Flask, current_app
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.db import UTCDateTime, db, insert_if_absent, unit_of_work, utcnow
+from core.jobs import JobSet
+from core.jobs import register as register_jobs
 
 log = logging.getLogger(__name__)
+
+EXTENSION = "moralcredit.notify"
+jobs = JobSet()
 
 
 class Notification(db.Model):
@@ -32,12 +39,17 @@ class Notification(db.Model):
 
 
 Sender = Callable[[Notification], None]
-_senders: list[Sender] = []
 
 
-def register_sender(sender: Sender) -> None:
-    """Add a channel (SMS, WeChat template message, ...); the log sender is always there."""
-    _senders.append(sender)
+def init_app(app: Flask) -> None:
+    """Give `app` the log sender (more may be added) and the delivery job."""
+    app.extensions[EXTENSION] = [_log_sender]
+    register_jobs(app, jobs)
+
+
+def register_sender(app: Flask, sender: Sender) -> None:
+    """Add a channel (SMS, WeChat template message, ...) to `app`; the log sender is always there."""
+    app.extensions[EXTENSION].append(sender)
 
 
 def _log_sender(note: Notification) -> None:
@@ -62,12 +74,13 @@ def deliver_pending(*, now: datetime, limit: int = 500) -> int:
         )
     )
     db.session.rollback()
+    senders = list(current_app.extensions[EXTENSION])
     for note_id in ids:
         with unit_of_work() as session:
             note = session.get(Notification, note_id, with_for_update=True, populate_existing=True)
             if note is None or note.sent_at is not None:
                 continue
-            for sender in [_log_sender, *_senders]:
+            for sender in senders:
                 sender(note)
             note.sent_at = now
     return len(ids)
@@ -81,13 +94,7 @@ def inbox(user_id: int, limit: int = 50) -> list[Notification]:
     )
 
 
-def _register_job() -> None:
-    from core.jobs import job
-
-    @job("deliver-notifications", minute="*")
-    def deliver_notifications(*, now: datetime) -> str:
-        """Hand queued notifications to the senders."""
-        return f"delivered {deliver_pending(now=now)}"
-
-
-_register_job()
+@jobs.job("deliver-notifications", minute="*")
+def deliver_notifications(*, now: datetime) -> str:
+    """Hand queued notifications to the senders."""
+    return f"delivered {deliver_pending(now=now)}"

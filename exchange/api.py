@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from community import services as community_services
 from core import clock
-from core.api import endpoint, paginate
+from core.api import Routes, paginate
 from core.db import db, utcnow
 from core.errors import Invalid
 from core.security import authorize
@@ -28,8 +28,10 @@ from exchange.schemas import (
     StoreSchema,
 )
 
+api = Routes()
 
-@endpoint("/stores", query=StoreQuery, response=StoreSchema, paged=True, auth=False, tag="exchange")
+
+@api.route("/stores", query=StoreQuery, response=StoreSchema, paged=True, auth=False, tag="exchange")
 def list_stores(user, query):
     """Moral supermarkets, optionally only those in a region's subtree."""
     select = sa.select(Store).where(Store.active.is_(True)).order_by(Store.id)
@@ -40,13 +42,13 @@ def list_stores(user, query):
     return paginate(select, query, db.session)
 
 
-@endpoint("/stores", "POST", body=StoreSchema, response=StoreSchema, status=201, errors=(409,), tag="exchange")
+@api.route("/stores", "POST", body=StoreSchema, response=StoreSchema, status=201, errors=(409,), tag="exchange")
 def create_store(user, data):
     """An admin opens a store in their region."""
     return stores.create_store(actor=user, now=utcnow(), **data)
 
 
-@endpoint(
+@api.route(
     "/stores/<int:store_id>/items",
     query=ItemQuery,
     response=ItemSchema,
@@ -64,7 +66,7 @@ def list_items(user, store_id, query):
     return paginate(select, query, db.session)
 
 
-@endpoint(
+@api.route(
     "/stores/<int:store_id>/items",
     "POST",
     body=ItemSchema,
@@ -78,7 +80,7 @@ def add_item(user, store_id, data):
     return stores.add_item(actor=user, store_id=store_id, now=utcnow(), **data)
 
 
-@endpoint(
+@api.route(
     "/items/<int:item_id>/stock",
     "POST",
     body=StockSchema,
@@ -102,7 +104,7 @@ def move_stock(user, item_id, data, idempotency_key):
     )
 
 
-@endpoint(
+@api.route(
     "/stores/<int:store_id>/residents",
     query=LookupQuery,
     response=ResidentLookupSchema,
@@ -122,7 +124,7 @@ def find_resident(user, store_id, query):
     )
 
 
-@endpoint(
+@api.route(
     "/stores/<int:store_id>/redemptions",
     "POST",
     body=RedemptionRequestSchema,
@@ -146,7 +148,7 @@ def redeem(user, store_id, data, idempotency_key):
     )
 
 
-@endpoint(
+@api.route(
     "/redemptions/<int:redemption_id>/void",
     "POST",
     body=RedemptionVoidSchema,
@@ -163,7 +165,7 @@ def void(user, redemption_id, data, idempotency_key):
     )
 
 
-@endpoint(
+@api.route(
     "/stores/<int:store_id>/redemptions",
     query=RedemptionQuery,
     response=RedemptionListSchema,

@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 
 from core.bounds import STOCK_MAX
 from core.errors import Invalid
-from exchange.messages import MESSAGES  # noqa: F401  (registers the Chinese messages)
 from exchange.models import Item, StockMovement
 
 

@@ -9,12 +9,14 @@ import sqlalchemy as sa
 from community.models import RoleGrant
 from core import clock
 from core.db import db, unit_of_work
-from core.jobs import job
+from core.jobs import JobSet
 from core.notify import queue
 from exchange.models import Item, Store
 
+jobs = JobSet()
 
-@job("low-stock", hour=8, minute=0)
+
+@jobs.job("low-stock", hour=8, minute=0)
 def low_stock(*, now: datetime) -> str:
     """Tell each store's clerks which goods are at or below their warning level (once a day)."""
     notices = 0

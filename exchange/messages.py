@@ -1,6 +1,5 @@
-"""The Chinese text of the moral supermarket's error codes (one place, to translate)."""
-
-from core.errors import register_messages
+"""The Chinese text of the moral supermarket's error codes (one place, to translate);
+`init_app` adds them to an app."""
 
 MESSAGES = {
     "stock_too_large": "库存超过上限",
@@ -19,5 +18,3 @@ MESSAGES = {
     "code_required": "请扫描居民的会员码",
     "code_mismatch": "会员码与该笔兑换的居民不符",
 }
-
-register_messages(MESSAGES)

@@ -7,7 +7,7 @@ from flask import jsonify, url_for
 
 from community import services as community_services
 from community.models import User
-from core.api import endpoint, paginate
+from core.api import Routes, paginate
 from core.db import db, utcnow
 from core.errors import NotFound
 from core.security import authorize
@@ -36,6 +36,8 @@ from points.schemas import (
     VerifySchema,
 )
 
+api = Routes()
+
 
 def archive_of(user: User) -> dict:
     session = db.session
@@ -57,26 +59,26 @@ def _resident_in_scope(user: User, resident_id: int) -> User:
     return resident
 
 
-@endpoint("/me/archive", response=ArchiveSchema, tag="points")
+@api.route("/me/archive", response=ArchiveSchema, tag="points")
 def my_archive(user):
     """My moral e-archive: totals, the timeline, and the head of its hash chain."""
     return archive_of(user)
 
 
-@endpoint("/residents/<int:resident_id>/archive", response=ArchiveSchema, errors=(404,), tag="points")
+@api.route("/residents/<int:resident_id>/archive", response=ArchiveSchema, errors=(404,), tag="points")
 def resident_archive(user, resident_id):
     """A resident's archive, for an admin or reviewer of their region."""
     return archive_of(_resident_in_scope(user, resident_id))
 
 
-@endpoint("/residents/<int:resident_id>/archive/verify", response=VerifySchema, errors=(404,), tag="points")
+@api.route("/residents/<int:resident_id>/archive/verify", response=VerifySchema, errors=(404,), tag="points")
 def verify_archive(user, resident_id):
     """Recompute a resident's hash chain; name the first entry that does not match."""
     resident = _resident_in_scope(user, resident_id)
     return archive.verify(db.session, resident.id)
 
 
-@endpoint(
+@api.route(
     "/residents/<int:resident_id>/adjustments",
     "POST",
     body=AdjustmentRequestSchema,
@@ -105,13 +107,13 @@ def adjust(user, resident_id, data, idempotency_key):
     return response
 
 
-@endpoint("/adjustments", query=AdjustmentQuery, response=AdjustmentSchema, paged=True, tag="points")
+@api.route("/adjustments", query=AdjustmentQuery, response=AdjustmentSchema, paged=True, tag="points")
 def list_adjustments(user, query):
     """Adjustments of residents in the caller's regions (admins), newest first; `?status=pending`."""
     return paginate(adjustments.in_scope(user, query.get("status")), query, db.session)
 
 
-@endpoint(
+@api.route(
     "/adjustments/<int:adjustment_id>/approve",
     "POST",
     body=ReviewSchema,
@@ -125,7 +127,7 @@ def approve_adjustment(user, adjustment_id, data):
     return adjustments.approve(actor=user, adjustment_id=adjustment_id, note=data.get("note"), now=utcnow())
 
 
-@endpoint(
+@api.route(
     "/adjustments/<int:adjustment_id>/reject",
     "POST",
     body=AdjustmentRejectSchema,
@@ -138,13 +140,13 @@ def reject_adjustment(user, adjustment_id, data):
     return adjustments.reject(actor=user, adjustment_id=adjustment_id, reason=data["reason"], now=utcnow())
 
 
-@endpoint("/deeds", "POST", body=DeedRequestSchema, response=DeedSchema, status=201, tag="points")
+@api.route("/deeds", "POST", body=DeedRequestSchema, response=DeedSchema, status=201, tag="points")
 def record_deed(user, data):
     """A grid worker records a good deed or a violation for a resident of their grid."""
     return deeds.record(actor=user, now=utcnow(), **data)
 
 
-@endpoint("/deeds", query=DeedQuery, response=DeedSchema, paged=True, tag="points")
+@api.route("/deeds", query=DeedQuery, response=DeedSchema, paged=True, tag="points")
 def list_deeds(user, query):
     """Deeds in the caller's scope (reviewers and grid workers), newest first."""
     authorize(user, ("reviewer", "grid_worker", "admin"))
@@ -156,7 +158,7 @@ def list_deeds(user, query):
     return paginate(select, query, db.session)
 
 
-@endpoint(
+@api.route(
     "/deeds/<int:deed_id>/approve", "POST", body=ReviewSchema, response=DeedSchema, errors=(404, 409), tag="points"
 )
 def approve_deed(user, deed_id, data):
@@ -164,7 +166,7 @@ def approve_deed(user, deed_id, data):
     return deeds.approve(actor=user, deed_id=deed_id, note=data.get("note"), now=utcnow())
 
 
-@endpoint(
+@api.route(
     "/deeds/<int:deed_id>/reject", "POST", body=ReviewSchema, response=DeedSchema, errors=(404, 409), tag="points"
 )
 def reject_deed(user, deed_id, data):
@@ -172,7 +174,7 @@ def reject_deed(user, deed_id, data):
     return deeds.reject(actor=user, deed_id=deed_id, note=data.get("note"), now=utcnow())
 
 
-@endpoint(
+@api.route(
     "/deeds/<int:deed_id>/void", "POST", body=DeedVoidSchema, response=DeedSchema, errors=(404, 409), tag="points"
 )
 def void_deed(user, deed_id, data):
@@ -180,7 +182,7 @@ def void_deed(user, deed_id, data):
     return deeds.void(actor=user, deed_id=deed_id, reason=data["reason"], now=utcnow())
 
 
-@endpoint(
+@api.route(
     "/deeds/<int:deed_id>/objections",
     "POST",
     body=ObjectionRequestSchema,
@@ -194,7 +196,7 @@ def object_to_deed(user, deed_id, data):
     return deeds.object_to(actor=user, deed_id=deed_id, reason=data["reason"], now=utcnow())
 
 
-@endpoint(
+@api.route(
     "/deeds/<int:deed_id>/objections/<int:objection_id>/resolve",
     "POST",
     body=ObjectionResolveSchema,
@@ -214,20 +216,20 @@ def resolve_objection(user, deed_id, objection_id, data):
     )
 
 
-@endpoint("/deed-types", query=DeedTypeQuery, response=DeedTypeSchema, paged=True, auth=False, tag="points")
+@api.route("/deed-types", query=DeedTypeQuery, response=DeedTypeSchema, paged=True, auth=False, tag="points")
 def list_deed_types(user, query):
     """The catalogue of deeds and deductions (negative points) that apply in a region."""
     region = community_services.region_by_code(query.get("region_code"))
     return paginate(deeds.types_for(region), query, db.session)
 
 
-@endpoint("/certificates/<code>", response=CertificateCheckSchema, auth=False, errors=(404,), tag="points")
+@api.route("/certificates/<code>", response=CertificateCheckSchema, auth=False, errors=(404,), tag="points")
 def check_certificate(user, code):
     """Public check of a printed certificate: masked personal data only."""
     return certificates.public_view(certificates.lookup(code))
 
 
-@endpoint(
+@api.route(
     "/me/certificates", "POST", body=CertificateRequestSchema, response=CertificateSchema, status=201, tag="points"
 )
 def issue_certificate(user, data):

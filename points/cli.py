@@ -1,14 +1,39 @@
-"""`flask archive verify [--resident ID]`: exit status 1 on any broken chain."""
+"""`flask archive verify [--resident ID]` and `flask ledger check`: exit status 1 on any break.
+
+`ledger check` covers points and archives; a domain whose ledger rests on points (the supermarket's
+stock) adds its own invariants with `add_ledger_check(app, name, check)` in its `init_app`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
+from flask import Flask, current_app
 from flask.cli import AppGroup
+from sqlalchemy.orm import Session
 
 from core.db import db
 from points import archive, ledger
 
+LEDGER_CHECKS = "points.ledger_checks"
+
 archive_cli = AppGroup("archive", help="道德电子档案 (moral archives)")
+ledger_cli = AppGroup("ledger", help="积分与库存账本 (ledgers)")
+
+
+def init_app(app: Flask) -> None:
+    app.extensions[LEDGER_CHECKS] = {}
+    app.cli.add_command(archive_cli)
+    app.cli.add_command(ledger_cli)
+
+
+def add_ledger_check(app: Flask, name: str, check: Callable[[Session], list[str]]) -> None:
+    """Have `flask ledger check` also report `check(session)`'s problems, each prefixed by `name`."""
+    try:
+        app.extensions[LEDGER_CHECKS][name] = check
+    except KeyError:
+        raise RuntimeError("points.init_app(app) must come before a domain adds a ledger check") from None
 
 
 @archive_cli.command("verify")
@@ -32,4 +57,21 @@ def verify(resident_id: int | None) -> None:
         f"ledger {'sound' if not problems else 'UNSOUND'}"
     )
     if bad or problems:
+        raise SystemExit(1)
+
+
+@ledger_cli.command("check")
+def check() -> None:
+    """Every invariant of points, stock and archives; exit status 1 naming each break."""
+    problems = [f"ledger: {p}" for p in ledger.invariant_problems(db.session)]
+    for name, check_more in current_app.extensions[LEDGER_CHECKS].items():
+        problems += [f"{name}: {p}" for p in check_more(db.session)]
+    residents = archive.residents_with_entries(db.session)
+    for user_id in residents:
+        result = archive.verify(db.session, user_id)
+        problems += [f"archive of resident {user_id}: {p}" for p in result.problems]
+    for problem in problems:
+        click.echo(problem)
+    click.echo(f"checked the ledgers and {len(residents)} archives: {len(problems)} problems")
+    if problems:
         raise SystemExit(1)

@@ -7,18 +7,20 @@ from datetime import datetime
 
 from core import audit
 from core.db import db, unit_of_work
-from core.jobs import job
+from core.jobs import JobSet
 from points import archive, deeds, expiry, ledger
 
+jobs = JobSet()
 
-@job("post-deeds", minute="*/10")
+
+@jobs.job("post-deeds", minute="*/10")
 def post_deeds(*, now: datetime) -> str:
     """Post approved deeds whose public notice has ended and that no open objection holds."""
     run = deeds.post_due(now=now)
     return f"posted {run.posted}, failed {run.failed}"
 
 
-@job("verify-archives", hour=2, minute=30)
+@jobs.job("verify-archives", hour=2, minute=30)
 def verify_archives(*, now: datetime) -> str:
     """Verify every resident's archive chain and the ledger's invariants; record the findings."""
     broken = []
@@ -40,7 +42,7 @@ def verify_archives(*, now: datetime) -> str:
     return f"checked {len(users)} archives, {len(broken)} broken, {len(problems)} ledger problems"
 
 
-@job("apply-expiry", hour=0, minute=20)
+@jobs.job("apply-expiry", hour=0, minute=20)
 def apply_expiry(*, now: datetime) -> str:
     """Lapse old points in regions whose settlement day is today."""
     return f"lapsed {expiry.apply(now=now)} points"

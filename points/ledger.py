@@ -24,7 +24,6 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from core.db import insert_if_absent
 from core.errors import Conflict, Invalid
-from points.messages import MESSAGES  # noqa: F401  (registers the Chinese messages)
 from points.models import Account, Debt, Transfer
 
 SINKS = {"expiry": 1}

@@ -1,6 +1,5 @@
-"""The Chinese text of the points domain's error codes (one place, to translate)."""
-
-from core.errors import register_messages
+"""The Chinese text of the points domain's error codes (one place, to translate);
+`init_app` adds them to an app."""
 
 MESSAGES = {
     "insufficient_points": "积分不足",
@@ -21,5 +20,3 @@ MESSAGES = {
     "adjustment_not_found": "找不到该调整",
     "adjustment_not_pending": "该调整已处理，不能重复处理",
 }
-
-register_messages(MESSAGES)

@@ -45,7 +45,7 @@ def test_health_reports_the_database(client):
 
 
 def test_health_is_503_when_the_database_is_unreachable(tmp_path):
-    from core.app import create_app
+    from moralcredit import create_app
 
     app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": "postgresql://nobody@127.0.0.1:1/none"})
     response = app.test_client().get("/healthz")

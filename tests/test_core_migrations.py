@@ -10,8 +10,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 
-from core.app import create_app
 from core.db import db
+from moralcredit import create_app
 from tests.conftest import recreate_pg_database
 
 

@@ -154,7 +154,7 @@ def test_one_resident_buying_at_once_from_many_threads_never_overspends(app, w):
 
 WORKER = """
 import sys
-from core.app import create_app
+from moralcredit import create_app
 from core.db import utcnow
 from core.errors import DomainError
 from exchange import redemption

@@ -228,7 +228,7 @@ def test_eight_threads_hammering_one_account_with_retried_keys(app, county):
 
 WORKER = """
 import sys, time
-from core.app import create_app
+from moralcredit import create_app
 from core.db import unit_of_work, utcnow
 from core.errors import Invalid
 from points import ledger

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Response, url_for
 
-from core.api import PageQuery, endpoint, paginate
+from core.api import PageQuery, Routes, paginate
 from core.db import db, utcnow
 from core.qr import qr_png
 from volunteer import activities, attendance, signups, tokens
@@ -28,19 +28,21 @@ from volunteer.schemas import (
     VenueCodeSchema,
 )
 
+api = Routes()
+
 
 def _with_counts(activity: Activity) -> Activity:
     activity.counts = activities.counts(activity.id)
     return activity
 
 
-@endpoint("/activities", "POST", body=ActivityRequestSchema, response=ActivitySchema, status=201, tag="volunteer")
+@api.route("/activities", "POST", body=ActivityRequestSchema, response=ActivitySchema, status=201, tag="volunteer")
 def create_activity(user, data):
     """An organizer creates an activity for their department (a draft)."""
     return _with_counts(activities.create(actor=user, now=utcnow(), **data))
 
 
-@endpoint(
+@api.route(
     "/activities/<int:activity_id>",
     "PATCH",
     body=ActivityChangesSchema,
@@ -70,12 +72,12 @@ def _transition(name):
 
 
 for _name in ("publish", "cancel", "finish", "close"):
-    endpoint(
+    api.route(
         f"/activities/<int:activity_id>/{_name}", "POST", response=ActivitySchema, errors=(404, 409), tag="volunteer"
     )(_transition(_name))
 
 
-@endpoint("/activities", query=ActivityQuery, response=ActivitySchema, paged=True, auth=False, tag="volunteer")
+@api.route("/activities", query=ActivityQuery, response=ActivitySchema, paged=True, auth=False, tag="volunteer")
 def list_activities(user, query):
     """Activities, filtered by region subtree, status, time, category and text (drafts: own only)."""
     select = activities.browse(
@@ -94,13 +96,13 @@ def list_activities(user, query):
     return page
 
 
-@endpoint("/activities/<int:activity_id>", response=ActivitySchema, auth=False, errors=(404,), tag="volunteer")
+@api.route("/activities/<int:activity_id>", response=ActivitySchema, auth=False, errors=(404,), tag="volunteer")
 def get_activity(user, activity_id):
     """One activity with its sign-up counts."""
     return _with_counts(activities.get(activity_id, viewer=user))
 
 
-@endpoint(
+@api.route(
     "/activities/<int:activity_id>/signups",
     "POST",
     response=SignupSchema,
@@ -113,7 +115,7 @@ def sign_up(user, activity_id):
     return signups.sign_up(user=user, activity_id=activity_id, now=utcnow())
 
 
-@endpoint(
+@api.route(
     "/activities/<int:activity_id>/signups/me", "DELETE", response=SignupSchema, errors=(404, 409), tag="volunteer"
 )
 def cancel_sign_up(user, activity_id):
@@ -121,7 +123,7 @@ def cancel_sign_up(user, activity_id):
     return signups.cancel(user=user, activity_id=activity_id, now=utcnow())
 
 
-@endpoint(
+@api.route(
     "/activities/<int:activity_id>/signups",
     query=PageQuery,
     response=SignupSchema,
@@ -145,14 +147,14 @@ def _decide(approve: bool):
     return view
 
 
-endpoint(
+api.route(
     "/activities/<int:activity_id>/signups/<int:signup_id>/approve",
     "POST",
     response=SignupSchema,
     errors=(404, 409),
     tag="volunteer",
 )(_decide(True))
-endpoint(
+api.route(
     "/activities/<int:activity_id>/signups/<int:signup_id>/reject",
     "POST",
     response=SignupSchema,
@@ -166,7 +168,7 @@ def _venue(activity: Activity, mode: str) -> dict:
     return {"token": token, "expires_at": expires_at, "url": url_for("volunteer.scan", t=token, _external=True)}
 
 
-@endpoint(
+@api.route(
     "/activities/<int:activity_id>/venue-code",
     query=VenueCodeQuery,
     response=VenueCodeSchema,
@@ -178,7 +180,7 @@ def venue_code(user, activity_id, query):
     return _venue(activities.organized(user, activity_id), query["mode"])
 
 
-@endpoint(
+@api.route(
     "/activities/<int:activity_id>/venue-code.png",
     query=VenueCodeQuery,
     content_type="image/png",
@@ -193,14 +195,14 @@ def venue_code_png(user, activity_id, query):
     return response
 
 
-@endpoint("/checkins", "POST", body=CheckinSchema, response=ScanResultSchema, tag="volunteer")
+@api.route("/checkins", "POST", body=CheckinSchema, response=ScanResultSchema, tag="volunteer")
 def check_in(user, data):
     """Check in (or, on a later scan, out) with the token from the venue QR's URL."""
     row, action = attendance.scan_venue_code(user=user, token=data["token"], now=utcnow())
     return {"attendance": row, "action": action, "volunteer": user}
 
 
-@endpoint(
+@api.route(
     "/activities/<int:activity_id>/scans",
     "POST",
     body=PersonalScanSchema,
@@ -216,7 +218,7 @@ def scan(user, activity_id, data):
     return {"attendance": row, "action": action, "volunteer": row.user}
 
 
-@endpoint(
+@api.route(
     "/activities/<int:activity_id>/attendances/<int:user_id>",
     "PUT",
     body=CorrectionSchema,
@@ -229,7 +231,7 @@ def correct(user, activity_id, user_id, data):
     return attendance.correct(actor=user, activity_id=activity_id, user_id=user_id, now=utcnow(), **data)
 
 
-@endpoint(
+@api.route(
     "/activities/<int:activity_id>/attendances/<int:user_id>/annul",
     "POST",
     body=ReasonSchema,
@@ -242,7 +244,7 @@ def annul(user, activity_id, user_id, data):
     return attendance.annul(actor=user, activity_id=activity_id, user_id=user_id, reason=data["reason"], now=utcnow())
 
 
-@endpoint(
+@api.route(
     "/activities/<int:activity_id>/attendances/<int:user_id>/approve",
     "POST",
     body=ReviewNoteSchema,
@@ -255,7 +257,7 @@ def approve_makeup(user, activity_id, user_id, data):
     return attendance.approve(actor=user, activity_id=activity_id, user_id=user_id, note=data.get("note"), now=utcnow())
 
 
-@endpoint(
+@api.route(
     "/activities/<int:activity_id>/attendances/<int:user_id>/reject",
     "POST",
     body=ReasonSchema,
@@ -268,7 +270,7 @@ def reject_makeup(user, activity_id, user_id, data):
     return attendance.reject(actor=user, activity_id=activity_id, user_id=user_id, reason=data["reason"], now=utcnow())
 
 
-@endpoint(
+@api.route(
     "/activities/<int:activity_id>/attendances",
     query=PageQuery,
     response=AttendanceSchema,
@@ -283,7 +285,7 @@ def list_attendances(user, activity_id, query):
     return paginate(select, query, db.session)
 
 
-@endpoint("/activities/<int:activity_id>/live", response=LiveSchema, errors=(404,), tag="volunteer")
+@api.route("/activities/<int:activity_id>/live", response=LiveSchema, errors=(404,), tag="volunteer")
 def live(user, activity_id):
     """For the live check-in screen: how many are inside, and the latest arrivals."""
     activity = activities.organized(user, activity_id)
@@ -314,7 +316,7 @@ def live(user, activity_id):
     }
 
 
-@endpoint("/me/attendances", query=PageQuery, response=AttendanceSchema, paged=True, tag="volunteer")
+@api.route("/me/attendances", query=PageQuery, response=AttendanceSchema, paged=True, tag="volunteer")
 def my_attendances(user, query):
     """My attendance with credited minutes and points."""
     select = sa.select(Attendance).where(Attendance.user_id == user.id).order_by(Attendance.checked_in_at.desc())

@@ -1,6 +1,5 @@
-"""The Chinese text of the volunteer domain's error codes (one place, to translate)."""
-
-from core.errors import register_messages
+"""The Chinese text of the volunteer domain's error codes (one place, to translate);
+`init_app` adds them to an app."""
 
 MESSAGES = {
     "activity_not_found": "找不到该活动",
@@ -27,5 +26,3 @@ MESSAGES = {
     "activity_settled": "已有签到记录，不能再修改活动时间、类别或积分标准",
     "region_outside_department": "活动地点须在本部门所辖地区之内",
 }
-
-register_messages(MESSAGES)

@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from core.bounds import is_ascii_digits, parse_int
 from core.errors import Invalid
 from core.security import derived_key
-from volunteer.messages import MESSAGES  # noqa: F401  (registers the Chinese messages)
 from volunteer.models import Activity
 
 STEP_SECONDS = 30

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from core.app import create_app
 from core.db import db
+from moralcredit import create_app
 from tests.conftest import CI, migrate
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
