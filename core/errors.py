@@ -41,8 +41,14 @@ MESSAGES: dict[str, str] = {
 
 
 def register_messages(app: Flask, messages: dict[str, str]) -> None:
-    """Add a domain's Chinese titles of its error codes to `app` (a later domain's title wins)."""
-    app.extensions[EXTENSION].update(messages)
+    """Add a domain's Chinese titles of its error codes to `app`. A code means one thing: a domain
+    that gives a known code another title is refused at start-up (its errors would otherwise be
+    titled by whichever domain was wired last); such a domain passes its own `title` instead."""
+    known = app.extensions[EXTENSION]
+    clashes = sorted(code for code, text in messages.items() if code in known and known[code] != text)
+    if clashes:
+        raise ValueError(f"error codes already titled otherwise: {', '.join(clashes)}")
+    known.update(messages)
 
 
 def message(code: str) -> str:
@@ -61,9 +67,10 @@ class DomainError(Exception):
         *,
         errors: dict[str, list[str]] | None = None,
         headers: dict[str, str] | None = None,
+        title: str | None = None,
     ) -> None:
         self.code = code or self.default_code
-        self.title = message(self.code)
+        self.title = title or message(self.code)
         self.detail = detail or self.title
         self.errors = errors
         self.headers = headers or {}

@@ -157,3 +157,24 @@ def test_a_domain_wired_before_what_it_builds_on_is_refused():
 
 def test_core_says_where_the_composition_order_lives():
     assert "moralcredit.create_app" in (core.__doc__ or "")
+
+
+def test_a_code_has_one_title_and_a_domain_cannot_retitle_it():
+    """Titles come from one registry per app; giving a known code another title is refused at
+    start-up, so no error is titled by whichever domain happened to be wired last."""
+    app = create_bare_app("testing", DB)
+    errors.register_messages(app, {"token_invalid": errors.MESSAGES["token_invalid"]})  # the same text: fine
+    with pytest.raises(ValueError, match="token_invalid"):
+        errors.register_messages(app, {"token_invalid": "二维码无效"})
+
+
+def test_a_bad_venue_code_and_a_bad_sign_in_token_keep_their_own_titles():
+    app = create_app("testing", DB)
+    client = app.test_client()
+    bearer = client.get("/api/v1/me", headers={"Authorization": "Bearer nonsense"})
+    assert bearer.status_code == 401 and bearer.get_json()["title"] == "登录凭证无效"
+    with app.app_context():
+        from volunteer import tokens
+
+        venue = tokens.refused("token_invalid")
+    assert (venue.status, venue.code, venue.title) == (422, "token_invalid", "二维码无效")

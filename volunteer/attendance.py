@@ -86,7 +86,7 @@ def scan_venue_code(*, user: User, token: str, now: datetime) -> tuple[Attendanc
     def venue(session, exclusive: bool) -> tuple[Activity, User]:
         activity = _locked(session, activity_id, exclusive)
         if activity is None:
-            raise Invalid("token_invalid")
+            raise tokens.refused("token_invalid")
         tokens.verify(token, activity, now)
         if activity.status not in OPEN_STATES:
             raise Invalid("activity_not_open")

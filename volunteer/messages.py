@@ -9,8 +9,6 @@ MESSAGES = {
     "signup_closed": "报名已截止",
     "not_signed_up": "您没有报名该活动",
     "too_late_to_cancel": "活动已开始，不能取消报名",
-    "token_expired": "二维码已过期，请扫描屏幕上最新的二维码",
-    "token_invalid": "二维码无效",
     "token_out_of_window": "不在活动签到时间内",
     "already_checked_out": "您已签退",
     "not_confirmed": "您的报名尚未确认，不能签到",
@@ -25,4 +23,11 @@ MESSAGES = {
     "makeup_pending": "已提交补录，正在等待审核员审核",
     "activity_settled": "已有签到记录，不能再修改活动时间、类别或积分标准",
     "region_outside_department": "活动地点须在本部门所辖地区之内",
+}
+
+# The venue code's refusals share their codes with the sign-in token's (core titles those "登录…");
+# a scan's error carries these titles itself (`tokens.refused`).
+VENUE_CODE = {
+    "token_expired": "二维码已过期，请扫描屏幕上最新的二维码",
+    "token_invalid": "二维码无效",
 }

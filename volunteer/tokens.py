@@ -16,12 +16,18 @@ from datetime import UTC, datetime, timedelta
 from core.bounds import is_ascii_digits, parse_int
 from core.errors import Invalid
 from core.security import derived_key
+from volunteer.messages import VENUE_CODE
 from volunteer.models import Activity
 
 STEP_SECONDS = 30
 # Check-in opens an hour before the start and closes two hours after the end.
 OPEN_BEFORE = timedelta(hours=1)
 CLOSE_AFTER = timedelta(hours=2)
+
+
+def refused(code: str) -> Invalid:
+    """A venue code refused (422), titled as a QR code, not as a sign-in token."""
+    return Invalid(code, title=VENUE_CODE[code])
 
 
 def _sign(activity: Activity, payload: str) -> str:
@@ -46,11 +52,11 @@ def poster(activity: Activity) -> tuple[str, datetime]:
 def activity_id(token: str) -> int:
     head = (token or "").strip().split(".")[0]
     if not head.startswith("A"):
-        raise Invalid("token_invalid")
+        raise refused("token_invalid")
     try:
         return parse_int(head[1:], minimum=1)
     except ValueError:
-        raise Invalid("token_invalid") from None
+        raise refused("token_invalid") from None
 
 
 def verify(token: str, activity: Activity, now: datetime) -> None:
@@ -58,18 +64,18 @@ def verify(token: str, activity: Activity, now: datetime) -> None:
     parts = (token or "").strip().split(".")
     # compare_digest refuses (TypeError) a str with non-ASCII characters: such a token is simply invalid.
     if len(parts) != 3 or parts[0] != f"A{activity.id}" or not parts[2].isascii():
-        raise Invalid("token_invalid")
+        raise refused("token_invalid")
     kind, signature = parts[1], parts[2]
     if kind == "P":
         valid = hmac.compare_digest(signature, _sign(activity, f"{activity.id}:poster"))
     elif is_ascii_digits(kind):
         valid = hmac.compare_digest(signature, _sign(activity, f"{activity.id}:{kind}"))
         if valid and step(now) - int(kind) not in (0, 1):
-            raise Invalid("token_expired")
+            raise refused("token_expired")
     else:
         valid = False
     if not valid:
-        raise Invalid("token_invalid")
+        raise refused("token_invalid")
     require_window(activity, now)
 
 
