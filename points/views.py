@@ -6,23 +6,24 @@ from __future__ import annotations
 
 from datetime import date
 
-import sqlalchemy as sa
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from community import pii
 from community import services as community_services
-from community.models import Household, Region, User
+from community.models import Region
+from community.schemas import ResidentOut
 from core import clock, uploads
 from core.bounds import form_int
 from core.db import db
 from core.errors import DomainError, Invalid, NotFound
 from core.qr import qr_png
 from core.security import authorize
-from points import adjustments, archive, certificates, deeds, expiry
-from points.models import Adjustment, Deed
+from points import adjustments, archive, certificates, deeds, expiry, queries
 
 bp = Blueprint("points", __name__)
+
+# Who the archive belongs to, as its page heads it (the owner's own page and an admin's alike).
+ARCHIVE_HEADER = ResidentOut(only=("name", "volunteer_no", "region"))
 
 
 @bp.get("/my/archive")
@@ -31,7 +32,7 @@ def my_archive():
     user = current_user
     return render_template(
         "points/archive.html",
-        resident=user,
+        resident=ARCHIVE_HEADER.dump(user),
         own=True,
         totals=archive.totals(db.session, user.id),
         entries=list(reversed(archive.entries(db.session, user.id))),
@@ -118,37 +119,26 @@ def _scope_roots() -> list[Region]:
 def residents():
     roots = _scope_roots()
     q = request.args.get("q", "").strip()
-    scope = sa.or_(*[community_services.subtree(r) for r in roots])
-    query = sa.select(User).join(User.region).where(scope).order_by(User.id)
-    if q:
-        query = query.where(
-            sa.or_(
-                User.name.contains(q, autoescape=True), User.volunteer_no == q, User.phone.endswith(q, autoescape=True)
-            )
-        )
-    people = db.session.scalars(query.limit(50)).all()
-    balances = {u.id: archive.ledger.balance(db.session, u.id) for u in people}
-    return render_template("points/residents.html", people=people, q=q, balances=balances, mask_phone=pii.mask_phone)
+    people = queries.residents_within(roots, q)
+    return render_template(
+        "points/residents.html",
+        people=ResidentOut(many=True, only=("id", "name", "volunteer_no", "phone", "region")).dump(people),
+        q=q,
+        balances=queries.balances(people),
+    )
 
 
 @bp.get("/admin/residents/<int:resident_id>")
 @login_required
 def resident(resident_id: int):
-    authorize(current_user, ("admin", "reviewer"))
-    user = db.session.get(User, resident_id)
-    if user is None:
-        raise NotFound()
-    authorize(current_user, ("admin", "reviewer"), user, hide=True)
+    user = queries.resident_in_scope(current_user, resident_id)
     household = None
-    if user.household_id:
-        members = db.session.scalars(sa.select(User).where(User.household_id == user.household_id)).all()
-        household = {
-            "number": db.session.get(Household, user.household_id).number,
-            "members": [(m, archive.totals(db.session, m.id)) for m in members],
-        }
+    if found := queries.household_of(user):
+        home, members = found
+        household = {"number": home.number, "members": [(m, archive.totals(db.session, m.id)) for m in members]}
     return render_template(
         "points/archive.html",
-        resident=user,
+        resident=ARCHIVE_HEADER.dump(user),
         own=False,
         totals=archive.totals(db.session, user.id),
         entries=list(reversed(archive.entries(db.session, user.id))),
@@ -167,8 +157,7 @@ def resident(resident_id: int):
 def new_deed():
     authorize(current_user, "grid_worker")
     roots = community_services.admin_regions(current_user, roles=("grid_worker",))
-    scope = sa.or_(*[community_services.subtree(r) for r in roots])
-    people = db.session.scalars(sa.select(User).join(User.region).where(scope).order_by(User.name).limit(500)).all()
+    people = ResidentOut(many=True, only=("id", "name", "region", "phone")).dump(queries.residents_by_name(roots))
     today = clock.today()  # the local day: at 01:30 in Beijing the UTC date is still yesterday
     form, status = {}, 200
     if request.method == "POST":
@@ -193,9 +182,7 @@ def new_deed():
             flash(f"已提交「{deed.deed_type.name}」，等待审核", "success")
             return redirect(url_for("points.new_deed"))
     types = db.session.scalars(deeds.types_for(roots[0] if roots else None)).all()
-    return render_template(
-        "points/deed_form.html", people=people, types=types, today=today, form=form, mask_phone=pii.mask_phone
-    ), status
+    return render_template("points/deed_form.html", people=people, types=types, today=today, form=form), status
 
 
 @bp.get("/deeds/<int:deed_id>/photo")
@@ -234,13 +221,7 @@ def review_deeds():
         else:
             flash("已处理", "success")
         return redirect(url_for("points.review_deeds"))
-    roots = community_services.admin_regions(current_user, roles=deeds.REVIEWERS)
-    region_ids = sa.union(*[community_services.region_ids_in(r) for r in roots])
-    rows = db.session.scalars(
-        sa.select(Deed)
-        .where(Deed.region_id.in_(region_ids), Deed.status.in_(("pending", "approved")))
-        .order_by(Deed.id)
-    ).all()
+    rows = queries.deeds_to_review(community_services.admin_regions(current_user, roles=deeds.REVIEWERS))
     return render_template("points/deed_review.html", deeds=rows, now=clock.now(), in_notice=deeds.in_notice)
 
 
@@ -290,14 +271,10 @@ def review_adjustments():
         else:
             flash("已处理", "success")
         return redirect(url_for("points.review_adjustments"))
-    pending = db.session.scalars(adjustments.in_scope(current_user, "pending").limit(200)).all()
-    decided = db.session.scalars(
-        adjustments.in_scope(current_user).where(Adjustment.status != "pending").limit(30)
-    ).all()
     return render_template(
         "points/adjustment_review.html",
-        pending=pending,
-        decided=decided,
+        pending=queries.pending_adjustments(current_user),
+        decided=queries.decided_adjustments(current_user),
         me=current_user,
         review_above=adjustments.review_above(),
     )
