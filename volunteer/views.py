@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
@@ -15,8 +14,8 @@ from core.bounds import CAPACITY_MAX, form_int, parse_int
 from core.db import db, utcnow
 from core.errors import DomainError
 from core.security import authorize, covers
-from volunteer import activities, attendance, signups, tokens
-from volunteer.models import CATEGORIES, Activity, Attendance, Signup
+from volunteer import activities, attendance, queries, signups, tokens
+from volunteer.models import CATEGORIES
 
 bp = Blueprint("volunteer", __name__)
 
@@ -26,14 +25,7 @@ def activity_list():
     """Published activities not yet over, soonest first."""
     q = request.args.get("q", "").strip()[:50]
     category = request.args.get("category")
-    select = activities.browse(
-        current_user,
-        status="published",
-        ends_after=utcnow(),
-        category=category if category in CATEGORIES else None,
-        text=q,
-    )
-    rows = db.session.scalars(select.order_by(Activity.starts_at, Activity.id).limit(100)).all()
+    rows = queries.upcoming(current_user, now=utcnow(), category=category if category in CATEGORIES else None, text=q)
     return render_template(
         "volunteer/list.html",
         activities=rows,
@@ -46,11 +38,7 @@ def activity_list():
 @bp.get("/activities/<int:activity_id>")
 def activity_detail(activity_id: int):
     activity = activities.get(activity_id, viewer=current_user)
-    mine = None
-    if current_user.is_authenticated:
-        mine = db.session.scalar(
-            sa.select(Signup).where(Signup.activity_id == activity.id, Signup.user_id == current_user.id)
-        )
+    mine = queries.signup_of(activity, current_user) if current_user.is_authenticated else None
     return render_template(
         "volunteer/detail.html",
         a=activity,
@@ -100,14 +88,11 @@ def scan():
 @bp.get("/my/activities")
 @login_required
 def my_activities():
-    rows = db.session.scalars(
-        sa.select(Signup).where(Signup.user_id == current_user.id).order_by(Signup.created_at.desc()).limit(100)
-    ).all()
-    present = {
-        a.activity_id: a for a in db.session.scalars(sa.select(Attendance).where(Attendance.user_id == current_user.id))
-    }
     return render_template(
-        "volunteer/mine.html", signups=rows, present=present, rate=signups.attendance_rate(current_user.id)
+        "volunteer/mine.html",
+        signups=queries.signups_of_user(current_user),
+        present=queries.attendance_by_activity(current_user),
+        rate=signups.attendance_rate(current_user.id),
     )
 
 
@@ -116,8 +101,7 @@ def my_activities():
 
 def _departments() -> list[Department]:
     authorize(current_user, "organizer")
-    ids = activities.organizer_departments(current_user)
-    return list(db.session.scalars(sa.select(Department).where(Department.id.in_(ids))))
+    return queries.organizer_departments(current_user)
 
 
 def _when(form, name: str) -> datetime | None:
@@ -153,12 +137,7 @@ def _form_values(form) -> dict:
 @login_required
 def dashboard():
     departments = _departments()
-    rows = db.session.scalars(
-        sa.select(Activity)
-        .where(Activity.department_id.in_([d.id for d in departments]))
-        .order_by(Activity.starts_at.desc())
-        .limit(100)
-    ).all()
+    rows = queries.activities_of(departments)
     return render_template(
         "volunteer/dashboard.html",
         activities=rows,
@@ -250,12 +229,8 @@ def manage(activity_id: int):
             pending = action in ("correct", "confirm") and row.review == "pending"
             flash("已提交补录，待审核员审核通过后计入积分" if pending else "已保存", "success")
         return redirect(url_for("volunteer.manage", activity_id=activity.id))
-    rows = db.session.scalars(
-        sa.select(Signup).where(Signup.activity_id == activity.id).order_by(Signup.created_at, Signup.id)
-    ).all()
-    present = db.session.scalars(
-        sa.select(Attendance).where(Attendance.activity_id == activity.id).order_by(Attendance.id)
-    ).all()
+    rows = db.session.scalars(queries.signups_of(activity)).all()
+    present = db.session.scalars(queries.attendances_of(activity)).all()
     return render_template(
         "volunteer/manage.html",
         a=activity,
