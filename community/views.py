@@ -19,6 +19,7 @@ from core import clock
 from core.bounds import form_int
 from core.db import db, utcnow
 from core.errors import DomainError, RateLimited, Unauthorized
+from core.pages import refusals
 from core.security import authorize
 
 bp = Blueprint("community", __name__)
@@ -184,7 +185,7 @@ def admin_home():
 def admin_create_region():
     _admin_roots()
     form = request.form.to_dict()
-    try:
+    with refusals():
         region = services.create_region(
             actor=current_user,
             code=form.get("code", ""),
@@ -193,9 +194,6 @@ def admin_create_region():
             parent_code=form.get("parent_code") or None,
             now=utcnow(),
         )
-    except DomainError as error:
-        flash(error.text, "error")
-    else:
         flash(f"已添加{region.level_name}「{region.name}」", "success")
     return redirect(url_for("community.admin_home"))
 
@@ -205,16 +203,13 @@ def admin_create_region():
 def admin_departments():
     roots = _admin_roots()
     if request.method == "POST":
-        try:
+        with refusals():
             department = services.create_department(
                 actor=current_user,
                 name=request.form.get("name", ""),
                 region_code=request.form.get("region_code", ""),
                 now=utcnow(),
             )
-        except DomainError as error:
-            flash(error.text, "error")
-        else:
             flash(f"已添加部门「{department.name}」", "success")
         return redirect(url_for("community.admin_departments"))
     departments = queries.departments_within(roots)
@@ -228,7 +223,7 @@ def admin_roles():
     roots = _admin_roots()
     if request.method == "POST":
         form = request.form
-        try:
+        with refusals("请选择用户"):
             user_id = form_int(form, "user_id", minimum=1, required=True, message="请选择用户")
             services.grant_role(
                 actor=current_user,
@@ -238,11 +233,6 @@ def admin_roles():
                 scope_id=form.get("scope_id", ""),
                 now=utcnow(),
             )
-        except ValueError:
-            flash("请选择用户", "error")
-        except DomainError as error:
-            flash(error.text, "error")
-        else:
             flash("授权成功", "success")
         return redirect(url_for("community.admin_roles", q=form.get("q", "")))
     q = request.args.get("q", "").strip()
@@ -270,11 +260,8 @@ def admin_roles():
 @login_required
 def admin_unlock_user(user_id: int):
     _admin_roots()
-    try:
+    with refusals():
         person = signin.unlock(actor=current_user, user_id=user_id, now=utcnow())
-    except DomainError as error:
-        flash(error.text, "error")
-    else:
         flash(f"已解锁「{person.name}」的账号，可立即重新登录", "success")
     return redirect(url_for("community.admin_roles", q=request.form.get("q", "")))
 
@@ -283,10 +270,7 @@ def admin_unlock_user(user_id: int):
 @login_required
 def admin_revoke_role(grant_id: int):
     _admin_roots()
-    try:
+    with refusals():
         services.revoke_role(actor=current_user, grant_id=grant_id, now=utcnow())
-    except DomainError as error:
-        flash(error.detail, "error")
-    else:
         flash("已撤销授权", "success")
     return redirect(url_for("community.admin_roles"))

@@ -15,6 +15,7 @@ from core import clock, uploads
 from core.bounds import POINTS_MAX, STOCK_MAX, form_int
 from core.db import db
 from core.errors import DomainError
+from core.pages import refusals
 from core.security import authorize, covers
 from exchange import queries, stores
 from exchange import redemption as redemptions
@@ -52,7 +53,7 @@ def my_stores():
 @login_required
 def create_store():
     authorize(current_user, "admin")
-    try:
+    with refusals():
         store = stores.create_store(
             actor=current_user,
             name=request.form.get("name", ""),
@@ -60,9 +61,6 @@ def create_store():
             now=clock.now(),
             opening_hours=request.form.get("opening_hours") or None,
         )
-    except DomainError as error:
-        flash(error.text, "error")
-    else:
         flash(f"已开设「{store.name}」", "success")
     return redirect(url_for("exchange.my_stores"))
 
@@ -76,7 +74,7 @@ def grant_clerk(store_id: int):
     if user is None:
         flash("找不到该手机号的居民，请先让其注册", "error")
     else:
-        try:
+        with refusals():
             community_services.grant_role(
                 actor=current_user,
                 user_id=user.id,
@@ -85,9 +83,6 @@ def grant_clerk(store_id: int):
                 scope_id=store.id,
                 now=clock.now(),
             )
-        except DomainError as error:
-            flash(error.text, "error")
-        else:
             flash(f"已授权 {user.name} 为「{store.name}」店员", "success")
     return redirect(url_for("exchange.goods", store_id=store.id))
 

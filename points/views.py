@@ -15,7 +15,8 @@ from community.schemas import ResidentOut
 from core import clock, uploads
 from core.bounds import form_int
 from core.db import db
-from core.errors import DomainError, Invalid, NotFound
+from core.errors import Invalid, NotFound
+from core.pages import refusals
 from core.qr import qr_png
 from core.security import authorize
 from points import adjustments, archive, certificates, deeds, expiry, queries
@@ -48,21 +49,15 @@ def my_certificates():
     start, end, status = date(today.year, 1, 1).isoformat(), today.isoformat(), 200
     if request.method == "POST":
         start, end = request.form.get("from", ""), request.form.get("to", "")
-        try:
+        with refusals("请选择正确的起止日期") as refused:
             cert = certificates.issue(
                 user=current_user,
                 period_from=date.fromisoformat(start),
                 period_to=date.fromisoformat(end),
                 now=clock.now(),
             )
-        except ValueError:
-            flash("请选择正确的起止日期", "error")
-            status = 422
-        except DomainError as error:
-            flash(error.text, "error")
-            status = error.status
-        else:
             return redirect(url_for("points.certificate_print", code=cert.code))
+        status = refused.status
     return render_template("points/certificate_form.html", start=start, end=end, today=today), status
 
 
@@ -162,7 +157,7 @@ def new_deed():
     form, status = {}, 200
     if request.method == "POST":
         form = request.form
-        try:
+        with refusals("请选择正确的发生日期") as refused:
             deed = deeds.record(
                 actor=current_user,
                 resident_id=form_int(form, "resident_id", minimum=1, required=True, message="请选择居民"),
@@ -172,15 +167,9 @@ def new_deed():
                 photo=uploads.from_request("photo"),
                 now=clock.now(),
             )
-        except ValueError:
-            flash("请选择正确的发生日期", "error")
-            status = 422
-        except DomainError as error:
-            flash(error.text, "error")
-            status = error.status
-        else:
             flash(f"已提交「{deed.deed_type.name}」，等待审核", "success")
             return redirect(url_for("points.new_deed"))
+        status = refused.status
     types = db.session.scalars(deeds.types_for(roots[0] if roots else None)).all()
     return render_template("points/deed_form.html", people=people, types=types, today=today, form=form), status
 
@@ -197,7 +186,7 @@ def review_deeds():
     authorize(current_user, deeds.REVIEWERS)
     if request.method == "POST":
         action = request.form.get("action")
-        try:
+        with refusals():
             deed_id = form_int(request.form, "deed_id", minimum=1, required=True, message="请选择要处理的记录")
             if action == "approve":
                 deeds.approve(actor=current_user, deed_id=deed_id, now=clock.now())
@@ -216,9 +205,6 @@ def review_deeds():
                 )
             else:
                 raise Invalid(errors={"action": ["请选择操作"]})
-        except DomainError as error:
-            flash(error.text, "error")
-        else:
             flash("已处理", "success")
         return redirect(url_for("points.review_deeds"))
     rows = queries.deeds_to_review(community_services.admin_regions(current_user, roles=deeds.REVIEWERS))
@@ -238,11 +224,8 @@ def notices():
 @bp.post("/notices/<int:deed_id>/objection")
 @login_required
 def object_to(deed_id: int):
-    try:
+    with refusals():
         deeds.object_to(actor=current_user, deed_id=deed_id, reason=request.form.get("reason", ""), now=clock.now())
-    except DomainError as error:
-        flash(error.text, "error")
-    else:
         flash("异议已提交，审核员会核实处理", "success")
     return redirect(url_for("points.notices"))
 
@@ -257,7 +240,7 @@ def review_adjustments():
     authorize(current_user, "admin")
     if request.method == "POST":
         action = request.form.get("action")
-        try:
+        with refusals():
             adjustment_id = form_int(request.form, "adjustment_id", minimum=1, required=True)
             if action == "approve":
                 adjustments.approve(actor=current_user, adjustment_id=adjustment_id, now=clock.now())
@@ -266,9 +249,6 @@ def review_adjustments():
                 adjustments.reject(actor=current_user, adjustment_id=adjustment_id, reason=reason, now=clock.now())
             else:
                 raise Invalid(errors={"action": ["请选择操作"]})
-        except DomainError as error:
-            flash(error.text, "error")
-        else:
             flash("已处理", "success")
         return redirect(url_for("points.review_adjustments"))
     return render_template(

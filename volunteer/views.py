@@ -13,6 +13,7 @@ from community.models import Department
 from core.bounds import CAPACITY_MAX, form_int, parse_int
 from core.db import db, utcnow
 from core.errors import DomainError
+from core.pages import refusals
 from core.security import authorize, covers
 from volunteer import activities, attendance, queries, signups, tokens
 from volunteer.models import CATEGORIES
@@ -51,7 +52,7 @@ def activity_detail(activity_id: int):
 @bp.post("/activities/<int:activity_id>/signup")
 @login_required
 def signup(activity_id: int):
-    try:
+    with refusals():
         if request.form.get("action") == "cancel":
             signups.cancel(user=current_user, activity_id=activity_id, now=utcnow())
             flash("已取消报名", "info")
@@ -65,8 +66,6 @@ def signup(activity_id: int):
                 }[row.status],
                 "success",
             )
-    except DomainError as error:
-        flash(error.text, "error")
     return redirect(url_for("volunteer.activity_detail", activity_id=activity_id))
 
 
@@ -152,7 +151,7 @@ def new_activity():
     departments = _departments()
     status = 200
     if request.method == "POST":
-        try:
+        with refusals("请填写正确的时间") as refused:
             values = _form_values(request.form)
             department_id = form_int(request.form, "department_id", minimum=1, required=True, message="请选择部门")
             department = db.session.get(Department, department_id)
@@ -163,15 +162,9 @@ def new_activity():
                 now=utcnow(),
                 **values,
             )
-        except ValueError:
-            flash("请填写正确的时间", "error")
-            status = 422
-        except DomainError as error:
-            flash(error.text, "error")
-            status = error.status
-        else:
             flash("已保存为草稿，确认无误后请发布", "success")
             return redirect(url_for("volunteer.manage", activity_id=activity.id))
+        status = refused.status
     page = render_template("volunteer/form.html", departments=departments, categories=CATEGORIES, form=request.form)
     return page, status
 
@@ -183,7 +176,7 @@ def manage(activity_id: int):
     if request.method == "POST":
         form, now = request.form, utcnow()
         action = form.get("action")
-        try:
+        with refusals("请填写完整、正确的内容"):
             if action in ("publish", "cancel", "finish", "close"):
                 getattr(activities, action)(actor=current_user, activity_id=activity.id, now=now)
             elif action in ("approve", "reject"):
@@ -220,12 +213,7 @@ def manage(activity_id: int):
                     now=now,
                 )
             else:
-                raise KeyError(action)
-        except (KeyError, ValueError):
-            flash("请填写完整、正确的内容", "error")
-        except DomainError as error:
-            flash(error.text, "error")
-        else:
+                raise ValueError(action)
             pending = action in ("correct", "confirm") and row.review == "pending"
             flash("已提交补录，待审核员审核通过后计入积分" if pending else "已保存", "success")
         return redirect(url_for("volunteer.manage", activity_id=activity.id))
@@ -248,7 +236,7 @@ def makeups():
     authorize(current_user, attendance.REVIEWERS)
     if request.method == "POST":
         form, now = request.form, utcnow()
-        try:
+        with refusals("请求有误，请刷新页面后重试"):
             activity_id = parse_int(form.get("activity_id"), minimum=1)
             user_id = parse_int(form.get("user_id"), minimum=1)
             if form.get("action") == "approve":
@@ -261,11 +249,6 @@ def makeups():
                 )
             else:
                 raise ValueError(form.get("action"))
-        except ValueError:
-            flash("请求有误，请刷新页面后重试", "error")
-        except DomainError as error:
-            flash(error.text, "error")
-        else:
             flash("已审核", "success")
         return redirect(url_for("volunteer.makeups"))
     return render_template("volunteer/makeups.html", rows=attendance.pending_reviews(current_user))
