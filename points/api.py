@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import jsonify, url_for
 
 from community import services as community_services
-from community.models import User
 from core.api import endpoint, paginate
 from core.db import db, utcnow
 from core.security import authorize
@@ -34,26 +33,16 @@ from points.schemas import (
 )
 
 
-def archive_of(user: User) -> dict:
-    session = db.session
-    return {
-        "resident": user,
-        "totals": archive.totals(session, user.id),
-        "entries": archive.entries(session, user.id),
-        "head_hash": archive.head_hash(session, user.id),
-    }
-
-
 @endpoint("/me/archive", response=ArchiveSchema, tag="points")
 def my_archive(user):
     """My moral e-archive: totals, the timeline, and the head of its hash chain."""
-    return archive_of(user)
+    return queries.archive_of(user)
 
 
 @endpoint("/residents/<int:resident_id>/archive", response=ArchiveSchema, errors=(404,), tag="points")
 def resident_archive(user, resident_id):
     """A resident's archive, for an admin or reviewer of their region."""
-    return archive_of(queries.resident_in_scope(user, resident_id))
+    return queries.archive_of(queries.resident_in_scope(user, resident_id))
 
 
 @endpoint("/residents/<int:resident_id>/archive/verify", response=VerifySchema, errors=(404,), tag="points")

@@ -16,7 +16,7 @@ from community.models import Household, Region, User
 from core.db import db
 from core.errors import NotFound
 from core.security import authorize, covers
-from points import ledger
+from points import archive, ledger
 from points.models import Adjustment, Deed
 
 READERS = ("admin", "reviewer")
@@ -31,6 +31,16 @@ def resident_in_scope(viewer: User, resident_id: int) -> User:
     if resident is None or not covers(viewer, READERS, resident):
         raise NotFound("not_a_resident")
     return resident
+
+
+def archive_of(resident: User) -> dict:
+    """A resident's moral e-archive: totals, every entry in order, and the head of its hash chain."""
+    return {
+        "resident": resident,
+        "totals": archive.totals(db.session, resident.id),
+        "entries": archive.entries(db.session, resident.id),
+        "head_hash": archive.head_hash(db.session, resident.id),
+    }
 
 
 def residents_within(roots: Sequence[Region], text: str = "", *, limit: int = 50) -> list[User]:

@@ -30,15 +30,20 @@ ARCHIVE_HEADER = ResidentOut(only=("name", "volunteer_no", "region"))
 @bp.get("/my/archive")
 @login_required
 def my_archive():
-    user = current_user
+    return _archive_page(current_user, own=True, lapse=expiry.next_lapse(current_user, clock.today()))
+
+
+def _archive_page(resident, *, own: bool, **extra) -> str:
+    """The archive page, the newest entry first: the resident's own, or an admin's view of it."""
+    shown = queries.archive_of(resident)
     return render_template(
         "points/archive.html",
-        resident=ARCHIVE_HEADER.dump(user),
-        own=True,
-        totals=archive.totals(db.session, user.id),
-        entries=list(reversed(archive.entries(db.session, user.id))),
-        head=archive.head_hash(db.session, user.id),
-        lapse=expiry.next_lapse(user, clock.today()),
+        resident=ARCHIVE_HEADER.dump(resident),
+        own=own,
+        totals=shown["totals"],
+        entries=list(reversed(shown["entries"])),
+        head=shown["head_hash"],
+        **extra,
     )
 
 
@@ -131,16 +136,8 @@ def resident(resident_id: int):
     if found := queries.household_of(user):
         home, members = found
         household = {"number": home.number, "members": [(m, archive.totals(db.session, m.id)) for m in members]}
-    return render_template(
-        "points/archive.html",
-        resident=ARCHIVE_HEADER.dump(user),
-        own=False,
-        totals=archive.totals(db.session, user.id),
-        entries=list(reversed(archive.entries(db.session, user.id))),
-        head=archive.head_hash(db.session, user.id),
-        lapse=None,
-        household=household,
-        verification=archive.verify(db.session, user.id),
+    return _archive_page(
+        user, own=False, lapse=None, household=household, verification=archive.verify(db.session, user.id)
     )
 
 
