@@ -12,7 +12,9 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from community.models import Department, User
+from community.models import Department, Region, User
+from community.queries import within
+from community.services import admin_regions
 from core.db import db
 from volunteer import activities
 from volunteer.models import Activity, Attendance, Signup
@@ -97,5 +99,21 @@ def activities_of(departments: Sequence[Department], *, limit: int = 100) -> lis
             .where(Activity.department_id.in_([d.id for d in departments]))
             .order_by(Activity.starts_at.desc())
             .limit(limit)
+        )
+    )
+
+
+def pending_reviews(actor: User, roles: Sequence[str]) -> list[Attendance]:
+    """The make-ups waiting for `actor` (one of `roles` over regions) in those regions' subtrees,
+    oldest first (at most 200: the page works through them)."""
+    roots = admin_regions(actor, roles)
+    return list(
+        db.session.scalars(
+            sa.select(Attendance)
+            .join(Activity, Activity.id == Attendance.activity_id)
+            .join(Region, Region.id == Activity.region_id)
+            .where(Attendance.review == "pending", within(roots))
+            .order_by(Attendance.updated_at)
+            .limit(200)
         )
     )

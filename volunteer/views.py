@@ -251,7 +251,7 @@ def makeups():
                 raise ValueError(form.get("action"))
             flash("已审核", "success")
         return redirect(url_for("volunteer.makeups"))
-    return render_template("volunteer/makeups.html", rows=attendance.pending_reviews(current_user))
+    return render_template("volunteer/makeups.html", rows=queries.pending_reviews(current_user, attendance.REVIEWERS))
 
 
 @bp.get("/organizer/activities/<int:activity_id>/live")
