@@ -152,6 +152,11 @@ class User(UserMixin, db.Model):
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The printed personal card (for residents without a phone): the serial of the card now valid,
+    # None before the first. Issuing a new card raises it, which voids every card printed before.
+    card_serial: Mapped[int | None] = mapped_column(sa.Integer)
+    # When the resident closed the account (PIPL): personal data anonymized, records kept.
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     region: Mapped[Region] = relationship()
     household: Mapped[Household | None] = relationship(back_populates="members")

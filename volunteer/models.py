@@ -71,8 +71,10 @@ class Signup(db.Model):
     walk_in: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Who signed the resident up on their behalf (代报名: an organizer or their grid worker), if anyone.
+    proxy_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
 
-    user: Mapped[User] = relationship()
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
     activity: Mapped[Activity] = relationship()
 
     __table_args__ = (
@@ -124,6 +126,9 @@ class Attendance(db.Model):
     reviewed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     review_note: Mapped[str | None] = mapped_column(sa.String(255))
+    # Done on the resident's behalf (代办): the organizer who scanned their printed card, or else
+    # whoever signed them up for them. Their points and archive entries say so.
+    proxy_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
 
     user: Mapped[User] = relationship(foreign_keys=[user_id])
     activity: Mapped[Activity] = relationship()
