@@ -14,8 +14,11 @@ from community.models import Region, User
 from core import audit
 from core.bounds import parse_int
 from core.db import db, unit_of_work
-from core.errors import Conflict, Invalid
-from core.security import hash_password, issue_api_token, password_problems, verify_password
+from core.errors import Conflict, Invalid, NotFound
+from core.security import authorize, hash_password, issue_api_token, password_problems, verify_password
+
+# Who prints a resident's card: an admin of their region, or the grid worker of their grid.
+CARD_ISSUERS = ("admin", "grid_worker")
 
 
 def snapshot(user: User) -> dict:
@@ -178,3 +181,59 @@ def resolve_personal_code(code: str, now: datetime, *, with_roles: bool = False)
         return user.token_version if user is not None and user.active else None
 
     return found[codes.verify(code, now, version_of)]
+
+
+def resolve_code(code: str, now: datetime, *, with_roles: bool = False) -> tuple[User, str]:
+    """Whom a scanned code names: a personal code from a phone (`"code"`) or a printed card
+    (`"card"`), so that the kiosk and the counter can tell a card, shown on someone's behalf."""
+    if codes.is_card(code):
+        return resolve_card(code, with_roles=with_roles), "card"
+    return resolve_personal_code(code, now, with_roles=with_roles), "code"
+
+
+def resolve_card(code: str, *, with_roles: bool = False) -> User:
+    """The active resident a printed card belongs to, or Invalid ('card_invalid', 'card_revoked')."""
+    found: dict[int, User] = {}
+    options = [joinedload(User.grants)] if with_roles else []
+
+    def serial_of(user_id: int) -> int | None:
+        user = found[user_id] = db.session.get(User, user_id, options=options)
+        return user.card_serial if user is not None and user.active else None
+
+    return found[codes.verify_card(code, serial_of)]
+
+
+def card_code(user: User) -> str | None:
+    """What the resident's current card carries (None before the first card)."""
+    return codes.card(user.id, user.card_serial) if user.card_serial else None
+
+
+def card_holder(actor: User, user_id: int) -> User:
+    """A resident whose card `actor` may print: an admin of their region or their grid worker
+    (403 without either role; 404 for a resident outside the actor's regions, as if unknown)."""
+    authorize(actor, CARD_ISSUERS)
+    user = db.session.get(User, user_id)
+    if user is None or not user.active:
+        raise NotFound("user_not_found")
+    authorize(actor, CARD_ISSUERS, user, hide=True)
+    return user
+
+
+def issue_card(*, actor: User, user_id: int, now: datetime) -> User:
+    """Issue the resident a new card: the first, or one that replaces (and so voids) the old."""
+    with unit_of_work() as session:
+        card_holder(actor, user_id)
+        user = session.get(User, user_id, with_for_update=True, populate_existing=True)
+        before = user.card_serial
+        user.card_serial = (before or 0) + 1
+        audit.record(
+            "user.card_issue",
+            "user",
+            user.id,
+            actor=actor,
+            before={"card_serial": before},
+            after={"card_serial": user.card_serial},
+            region_id=user.region_id,
+            now=now,
+        )
+    return user

@@ -4,6 +4,12 @@
 fits QR alphanumeric mode and a keyboard-wedge scanner types it faithfully. The signature is an
 HMAC over the user, their token version (a password change voids old codes) and the step. A code
 changes every minute and is accepted one step either side (clock skew), then refused.
+
+The printed card (会员卡) of a resident without a phone is another thing: `MK1.<user id>.<serial>.
+<signature>`, long-lived, signed with a key of its own over the user and the card's serial. It is
+valid while its serial is the one stored for the resident; issuing a new card (lost, worn, handed
+to the wrong person) raises the serial and so voids every card printed before. A password change
+does not touch it: the card does not depend on the phone account.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from core.errors import Invalid
 from core.security import derived_key
 
 PREFIX = "MC1"
+CARD_PREFIX = "MK1"
 
 
 def _step(now: datetime) -> int:
@@ -65,4 +72,41 @@ def verify(code: str, now: datetime, lookup: Callable[[int], int | None]) -> int
     skew = current_app.config["PERSONAL_CODE_SKEW_STEPS"]
     if abs(_step(now) - step) > skew:
         raise Invalid("code_expired")
+    return user_id
+
+
+def _card_signature(user_id: int, serial: int) -> str:
+    # 120 bits: a card lives for years, so it carries a longer signature than the minute's code.
+    mac = hmac.new(derived_key("resident-card"), f"{user_id}.{serial}".encode(), hashlib.sha256)
+    return base64.b32encode(mac.digest()[:15]).decode()
+
+
+def card(user_id: int, serial: int) -> str:
+    """The payload printed on card number `serial` of the resident."""
+    return f"{CARD_PREFIX}.{user_id}.{serial}.{_card_signature(user_id, serial)}"
+
+
+def is_card(code: str) -> bool:
+    return code.strip().upper().startswith(CARD_PREFIX + ".")
+
+
+def verify_card(code: str, lookup: Callable[[int], int | None]) -> int:
+    """Return the user id of a valid card, or raise Invalid('card_invalid' | 'card_revoked').
+
+    `lookup(user_id)` gives the serial of the resident's current card, or None for no such active
+    user or no card. A genuine card with an older serial was replaced: 'card_revoked' says so."""
+    parts = code.strip().upper().split(".")
+    if len(parts) != 4 or parts[0] != CARD_PREFIX or not parts[3].isascii():
+        raise Invalid("card_invalid")
+    try:
+        user_id, serial = parse_int(parts[1], minimum=1), parse_int(parts[2], minimum=1)
+    except ValueError:
+        raise Invalid("card_invalid") from None
+    if not hmac.compare_digest(parts[3], _card_signature(user_id, serial)):
+        raise Invalid("card_invalid")
+    current = lookup(user_id)
+    if current is None:
+        raise Invalid("card_invalid")
+    if current != serial:
+        raise Invalid("card_revoked")
     return user_id

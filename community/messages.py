@@ -21,6 +21,8 @@ MESSAGES = {
     "role_exists": "该用户已有此授权",
     "code_invalid": "二维码无效",
     "code_expired": "二维码已过期，请刷新后再扫",
+    "card_invalid": "会员卡无效",
+    "card_revoked": "这张会员卡已作废（已补办新卡），请使用新卡",
 }
 
 # Details with the numbers a person needs: how many tries are left, and until when they must wait

@@ -40,11 +40,12 @@ def served_resident(store: Store, resident_id: int | None) -> User | None:
 def find_residents(
     store: Store, *, now: datetime, code: str | None = None, name: str | None = None, phone_tail: str | None = None
 ) -> list[User]:
-    """The counter's lookup: a personal code finds anyone (the resident is present and shows it);
-    a name with the phone's last four digits finds only residents the store serves. Each found
-    person carries `balance`."""
+    """The counter's lookup: a personal code finds anyone (the resident is present and shows it),
+    and so does a printed card (a resident without a phone shows their balance with it); a name
+    with the phone's last four digits finds only residents the store serves. Each found person
+    carries `balance`."""
     if code:
-        people = [accounts.resolve_personal_code(code, now)]
+        people = [accounts.resolve_code(code, now)[0]]
     else:
         people = list(
             db.session.scalars(

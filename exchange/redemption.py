@@ -22,7 +22,7 @@ from core import audit, clock
 from core.db import db, unit_of_work
 from core.errors import Conflict, Forbidden, Invalid, NotFound
 from core.security import authorize, covers
-from exchange import inventory, queries
+from exchange import inventory, notices, queries
 from exchange.models import Item, Redemption, RedemptionLine, Store
 from exchange.stores import get_store
 from points import awards, duties
@@ -174,6 +174,7 @@ def redeem(
             region_id=store.region_id,
             now=now,
         )
+        notices.redeemed(session, redemption, store, goods, now=now)
         # The response reads these from memory: no reload after the commit.
         set_committed_value(redemption, "lines", [RedemptionLine(**line) for line in lines])
         set_committed_value(redemption, "resident", resident)
@@ -270,6 +271,7 @@ def void(*, actor: User, redemption_id: int, reason: str, now: datetime, code: s
             region_id=redemption.store.region_id,
             now=now,
         )
+        notices.voided(session, redemption, redemption.store, back.move.moved, now=now)
     return redemption
 
 

@@ -66,10 +66,15 @@ def credit_service(
     actor_id: int | None = None,
     manual: bool = False,
     cause: tuple[str, Any] | None = None,
+    proxy_by: int | None = None,
 ) -> ArchiveEntry:
     """Credit one attendance: points from the organizing department to the resident, and an archive
     entry that explains them. `activity` holds what the record must show (title, date, place,
-    organizer). Idempotent by `key` (e.g. `attendance:42:1`): a repeat returns the first entry."""
+    organizer). Idempotent by `key` (e.g. `attendance:42:1`): a repeat returns the first entry.
+
+    `proxy_by`: the user who acted on the resident's behalf (代办: signed them up, or scanned their
+    card). The entry says 代办 and names them by id (pages show the name), never by the name itself:
+    the entry is hashed for good, and a name must be able to leave with its owner's account."""
     with unit_of_work() as session:
         ledger.hold(session, user_id)  # first, then look: a concurrent repeat waits, then finds it
         move = None
@@ -91,7 +96,10 @@ def credit_service(
             existing = _entry(session, "service_key", key)
             if existing is not None:
                 return existing
-        label = "补录服务" if manual else "志愿服务"
+        label = ("补录服务" if manual else "志愿服务") + ("（代办）" if proxy_by else "")
+        details = {"activity": activity, "credit": credit.as_details(), "key": key}
+        if proxy_by:
+            details["proxy_by"] = proxy_by
         return record(
             session,
             move=move,
@@ -104,7 +112,7 @@ def credit_service(
             points=credit.points,
             service_minutes=credit.credited_minutes,
             manual=manual,
-            details={"activity": activity, "credit": credit.as_details(), "key": key},
+            details=details,
             cause=("service_key", key),
         )
 

@@ -103,14 +103,16 @@ CHECK_IN = 8
 KIOSK = 10
 # Check-out: the caller, activity, row, account; the point rule; the day's other credits (cap and
 # overlaps, one read); the department's account; the transfer (its key decided by the insert);
-# the two balances; the archive entry and its anchor; the audit entry; the attendance.
-CHECK_OUT = 14
+# the two balances; the archive entry and its anchor; the audit entry; the attendance; and the
+# resident's notice that the points arrived (+1: one INSERT into their inbox, once-only by key).
+CHECK_OUT = 15
 # Counter: the clerk, the HTTP idempotency record (read, and written after), the store with its
 # region, the clerk's grants, the resident with theirs (staff are flagged), the account (held),
 # a redemption under this key, the items (locked), this month's limited lines, the store's
 # account, the transfer, two balances, the order, the archive entry and anchor, the lines, the
-# stock (one guarded UPDATE for the basket), the movements, the audit entry.
-REDEMPTION = 21
+# stock (one guarded UPDATE for the basket), the movements, the audit entry; and the resident's
+# notice of what was spent (+1: one INSERT into their inbox, once-only by key).
+REDEMPTION = 22
 # Personal code page: the signed-in user, their grants (the menu shows what their roles open).
 CODE_PAGE = 2
 # Resident home: the user, the balance, the grants (menu and role cards), the region's name.

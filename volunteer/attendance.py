@@ -9,6 +9,10 @@ twice. Points are credited with the key `attendance:<id>:<version>` (and `…:ma
 minutes); a correction reverses the credit in full and credits again under a new version, never
 editing what was written (DESIGN §2). Minutes beyond those the scans earned are a make-up: they
 post only when a reviewer who is neither the recorder nor the resident approves (API.md).
+
+A resident without a phone checks in with their printed card at the kiosk: the organizer who scans
+it acts on their behalf (代办), as did whoever signed them up for them. The attendance carries
+`proxy_by`, its credits say so on the archive, and the resident is told (`notices`).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from core.errors import Conflict, Invalid, NotFound, message
 from core.security import authorize
 from points import awards, duties, policies
 from points.rules import Credit, Rule, credit
-from volunteer import activities, signups, tokens
+from volunteer import activities, notices, signups, tokens
 from volunteer.models import Activity, Attendance, AttendanceCorrection, Signup
 
 DEBOUNCE = timedelta(minutes=1)
@@ -43,14 +47,17 @@ class _Exclusive(Exception):
     """A scan found it must sign a walk-in up: it needs the activity to itself (places)."""
 
 
-def _signed_up(session, activity: Activity, user: User, now: datetime, exclusive: bool) -> None:
+def _signed_up(
+    session, activity: Activity, user: User, now: datetime, exclusive: bool, proxy: User | None
+) -> int | None:
     """Only confirmed volunteers check in; a walk-in is signed up on the spot if allowed (in the
-    scan's own unit of work, so the sign-up and the check-in stand or fall together)."""
-    status = session.scalar(
-        sa.select(Signup.status).where(Signup.activity_id == activity.id, Signup.user_id == user.id)
-    )
+    scan's own unit of work, so the sign-up and the check-in stand or fall together). Returns who
+    signed them up on their behalf, if anyone (read with the status: no statement more)."""
+    status, proxy_by_id = session.execute(
+        sa.select(Signup.status, Signup.proxy_by_id).where(Signup.activity_id == activity.id, Signup.user_id == user.id)
+    ).first() or (None, None)
     if status == "confirmed":
-        return
+        return proxy_by_id
     if activity.allow_walk_in and status in (None, "cancelled", "waitlisted"):
         if status == "waitlisted":
             session.execute(
@@ -61,8 +68,8 @@ def _signed_up(session, activity: Activity, user: User, now: datetime, exclusive
         elif not exclusive:
             raise _Exclusive()  # a new sign-up counts places: the scan starts again, exclusively
         else:
-            signups.sign_up(user=user, activity_id=activity.id, now=now, walk_in=True)
-        return
+            signups.sign_up(user=user, activity_id=activity.id, now=now, walk_in=True, proxy=proxy)
+        return proxy_by_id
     raise Invalid("not_confirmed" if status in ("pending", "waitlisted") else "not_signed_up")
 
 
@@ -82,23 +89,24 @@ def scan_venue_code(*, user: User, token: str, now: datetime) -> tuple[Attendanc
     """A volunteer scans the venue's code: check in, or out (and settle points), in one unit of work."""
     activity_id = tokens.activity_id(token)
 
-    def venue(session, exclusive: bool) -> tuple[Activity, User]:
+    def venue(session, exclusive: bool) -> tuple[Activity, User, User | None]:
         activity = _locked(session, activity_id, exclusive)
         if activity is None:
             raise tokens.refused("token_invalid")
         tokens.verify(token, activity, now)
         if activity.status not in OPEN_STATES:
             raise Invalid("activity_not_open")
-        return activity, user
+        return activity, user, None
 
     return _scan(venue, now, method="venue", operator=None)
 
 
 def scan_personal_code(*, organizer: User, activity_id: int, code: str, now: datetime) -> tuple[Attendance, str]:
-    """The organizer's kiosk scans a volunteer's personal code: the same toggle, by their hand."""
+    """The organizer's kiosk scans a volunteer's personal code, or the printed card of one without
+    a phone: the same toggle, by their hand (for a card, on the volunteer's behalf)."""
     authorize(organizer, "organizer")
 
-    def kiosk(session, exclusive: bool) -> tuple[Activity, User]:
+    def kiosk(session, exclusive: bool) -> tuple[Activity, User, User | None]:
         activity = _locked(session, activity_id, exclusive)
         if activity is None:
             raise NotFound("activity_not_found")
@@ -106,9 +114,9 @@ def scan_personal_code(*, organizer: User, activity_id: int, code: str, now: dat
         if activity.status not in OPEN_STATES:
             raise Invalid("activity_not_open")
         tokens.require_window(activity, now)
-        volunteer = accounts.resolve_personal_code(code, now)
+        volunteer, shown = accounts.resolve_code(code, now)
         duties.require_not_beneficiary(organizer, volunteer)  # nobody scans their own (or household's)
-        return activity, volunteer
+        return activity, volunteer, organizer if shown == "card" else None
 
     return _scan(kiosk, now, method="kiosk", operator=organizer)
 
@@ -145,8 +153,10 @@ def _attempt(find, now: datetime, *, method: str, operator: User | None, exclusi
     activity: Activity | None = None
     try:
         with unit_of_work() as session:
-            activity, who = find(session, exclusive)
-            return _toggle(session, activity, who, now, method=method, operator=operator, exclusive=exclusive)
+            activity, who, proxy = find(session, exclusive)
+            return _toggle(
+                session, activity, who, now, method=method, operator=operator, exclusive=exclusive, proxy=proxy
+            )
     except IntegrityError:
         db.session.rollback()
         if activity is None or who is None:
@@ -160,13 +170,22 @@ def _attempt(find, now: datetime, *, method: str, operator: User | None, exclusi
 
 
 def _toggle(
-    session, activity: Activity, user: User, now: datetime, *, method: str, operator: User | None, exclusive: bool
+    session,
+    activity: Activity,
+    user: User,
+    now: datetime,
+    *,
+    method: str,
+    operator: User | None,
+    exclusive: bool,
+    proxy: User | None,
 ):
+    """`proxy`: the organizer who scanned the volunteer's card (on their behalf), else None."""
     row = _row(session, activity.id, user.id)
     if row is not None:
         _link(row, activity, user)
     if row is None:
-        _signed_up(session, activity, user, now, exclusive)
+        signed_up_by = _signed_up(session, activity, user, now, exclusive, proxy)
         awards.hold(session, user.id)  # orders this person's check-ins across activities
         _not_elsewhere(session, activity, user)
         row = Attendance(
@@ -177,21 +196,27 @@ def _toggle(
             status="open",
             method_in=method,
             operator_id=getattr(operator, "id", None),
+            proxy_by_id=proxy.id if proxy is not None else signed_up_by,
             updated_at=now,
         )
         _link(row, activity, user)
         session.add(row)
         session.flush()
+        if proxy is not None:
+            notices.checked_in_by_card(session, row, activity, proxy=proxy, now=now)
         return _scanned(row, "check_in", activity, method, operator or user, now)
     if now - row.updated_at < DEBOUNCE:
         return row, "check_in" if row.status == "open" else "check_out"
     if row.status != "open":
         raise Conflict("already_checked_out")
+    if proxy is not None:
+        row.proxy_by_id = proxy.id
     # Settle first, change the row after: its one UPDATE then goes out with the commit.
     _settle(session, row, now, actor_id=getattr(operator, "id", None), checked_out_at=now)
     row.checked_out_at, row.scanned_out_at, row.method_out = now, now, method
     row.status, row.updated_at = "closed", now
     row.scanned_minutes, row.scanned_points = row.credited_minutes, row.points
+    notices.checked_out(session, row, activity, proxy=proxy, now=now)
     return _scanned(row, "check_out", activity, method, operator or user, now)
 
 
@@ -307,7 +332,13 @@ def _settle(
         "date": activity.starts_at.isoformat(),
         "activity_id": activity.id,
     }
-    common = {"user_id": row.user_id, "department_id": activity.department_id, "now": now, "actor_id": actor_id}
+    common = {
+        "user_id": row.user_id,
+        "department_id": activity.department_id,
+        "now": now,
+        "actor_id": actor_id,
+        "proxy_by": row.proxy_by_id,
+    }
     if not makeup or scanned.credited_minutes > 0:
         awards.credit_service(credit=scanned, key=key, cause=("attendance", row.id), activity=place, **common)
     extra_minutes = total.credited_minutes - scanned.credited_minutes
@@ -386,9 +417,11 @@ def correct(
         if row is None:
             # A back-fill is for a volunteer who came but did not scan: only one signed up and
             # confirmed for this activity, never an arbitrary resident.
-            signed_up = session.scalar(
-                sa.select(Signup.status).where(Signup.activity_id == activity.id, Signup.user_id == user_id)
-            )
+            signed_up, signed_up_by = session.execute(
+                sa.select(Signup.status, Signup.proxy_by_id).where(
+                    Signup.activity_id == activity.id, Signup.user_id == user_id
+                )
+            ).first() or (None, None)
             if signed_up != "confirmed":
                 raise Invalid("volunteer_not_signed_up", errors={"user_id": [message("volunteer_not_signed_up")]})
             row = Attendance(
@@ -399,6 +432,7 @@ def correct(
                 method_in="manual",
                 method_out="manual",
                 status="closed",
+                proxy_by_id=signed_up_by,
                 updated_at=now,
             )
             session.add(row)
@@ -499,6 +533,7 @@ def approve(*, actor: User, activity_id: int, user_id: int, now: datetime, note:
         row.proposed_in_at = row.proposed_out_at = None
         _settle(session, row, now, actor_id=actor.id, makeup=True)
         _record_correction(session, row, before, row.review_reason or "", actor, activity, now, "attendance.approve")
+        notices.makeup_decided(session, row, activity, approved=True, now=now)
     return row
 
 
@@ -519,6 +554,7 @@ def reject(*, actor: User, activity_id: int, user_id: int, reason: str, now: dat
         row.proposed_in_at = row.proposed_out_at = None
         row.updated_at = now
         _record_correction(session, row, before, reason, actor, activity, now, "attendance.reject")
+        notices.makeup_decided(session, row, activity, approved=False, now=now)
     return row
 
 

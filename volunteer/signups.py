@@ -1,6 +1,10 @@
 """Sign-ups: confirmed, waitlisted, pending approval, rejected, cancelled. The activity row is
 locked while places are counted, so concurrent sign-ups never exceed the capacity; a cancellation
-promotes the first on the waitlist."""
+promotes the first on the waitlist.
+
+A resident without a phone is signed up on their behalf (代报名, `sign_up_for`) by an organizer of
+the activity or the grid worker of their grid, never by themselves or their household: the sign-up
+carries `proxy_by`, and the resident is told who did it."""
 
 from __future__ import annotations
 
@@ -15,10 +19,14 @@ from core import audit
 from core.db import db, unit_of_work
 from core.errors import Conflict, NotFound
 from core.notify import queue
-from volunteer import activities
+from core.security import authorize, covers
+from points import duties
+from volunteer import activities, notices
 from volunteer.models import Activity, Signup
 
 TAKES_A_PLACE = ("confirmed",)
+# Who signs a resident up on their behalf: an organizer of the activity, the grid worker of their grid.
+PROXIES = ("organizer", "grid_worker")
 
 
 def _has_place(activity: Activity) -> bool:
@@ -32,36 +40,75 @@ def _has_place(activity: Activity) -> bool:
     return taken < activity.capacity
 
 
-def sign_up(*, user: User, activity_id: int, now: datetime, walk_in: bool = False) -> Signup:
+def sign_up(*, user: User, activity_id: int, now: datetime, walk_in: bool = False, proxy: User | None = None) -> Signup:
+    """Sign `user` up (`proxy`: the organizer whose kiosk signed a walk-in up by their card)."""
     with unit_of_work() as session:
         activity = activities.get(activity_id, lock=True)
-        if activity.status != "published":
-            raise Conflict("activity_not_open")
-        deadline = activity.signup_deadline or activity.ends_at
-        if now > deadline and not walk_in:
-            raise Conflict("signup_closed")
-        existing = session.scalar(sa.select(Signup).where(Signup.activity_id == activity.id, Signup.user_id == user.id))
-        if existing is not None and existing.status != "cancelled":
-            raise Conflict("already_signed_up")
-        if activity.requires_approval and not walk_in:
-            status = "pending"
-        else:
-            status = "confirmed" if _has_place(activity) else "waitlisted"
-        signup = existing or Signup(activity_id=activity.id, user_id=user.id, created_at=now)
-        signup.status, signup.updated_at, signup.walk_in = status, now, walk_in
-        if existing is not None:
-            signup.created_at = now  # back of the queue
-        session.add(signup)
-        session.flush()
-        audit.record(
-            "signup.create",
-            "signup",
-            signup.id,
-            actor=user,
-            after={"activity_id": activity.id, "status": status, "walk_in": walk_in},
-            region_id=activity.region_id,
-            now=now,
-        )
+        return _sign_up(session, activity, user, now, walk_in=walk_in, proxy=proxy)
+
+
+def sign_up_for(*, actor: User, activity_id: int, user_id: int, now: datetime) -> Signup:
+    """代报名: `actor` signs up a resident who has no phone; the resident is told who did it."""
+    authorize(actor, PROXIES)
+    with unit_of_work() as session:
+        activity = activities.get(activity_id, viewer=actor, lock=True)
+        resident = proxied_resident(actor, user_id, activity)
+        return _sign_up(session, activity, resident, now, proxy=actor)
+
+
+def proxied_resident(actor: User, user_id: int, activity: Activity) -> User:
+    """The resident `actor` may act for at `activity`: one in the area of the activity's department
+    when `actor` organizes it, or one of the grid `actor` works for. Anyone else, unknown or out of
+    reach alike, is 404; their own or their household's sign-up is 403 `self_dealing`."""
+    resident = db.session.get(User, user_id)
+    reach = resident is not None and resident.active
+    if reach and not covers(actor, "grid_worker", resident):
+        reach = covers(actor, "organizer", activity) and activity.department.region.contains(resident.region)
+    if not reach:
+        raise NotFound("not_a_resident", "找不到该居民，或您不能为其代办")
+    duties.require_not_beneficiary(actor, resident)
+    return resident
+
+
+def _sign_up(
+    session, activity: Activity, user: User, now: datetime, *, walk_in: bool = False, proxy: User | None = None
+) -> Signup:
+    if activity.status != "published":
+        raise Conflict("activity_not_open")
+    deadline = activity.signup_deadline or activity.ends_at
+    if now > deadline and not walk_in:
+        raise Conflict("signup_closed")
+    existing = session.scalar(sa.select(Signup).where(Signup.activity_id == activity.id, Signup.user_id == user.id))
+    if existing is not None and existing.status != "cancelled":
+        raise Conflict("already_signed_up")
+    if activity.requires_approval and not walk_in:
+        status = "pending"
+    else:
+        status = "confirmed" if _has_place(activity) else "waitlisted"
+    signup = existing or Signup(activity_id=activity.id, user_id=user.id, created_at=now)
+    signup.status, signup.updated_at, signup.walk_in = status, now, walk_in
+    signup.proxy_by_id = proxy.id if proxy is not None else None
+    if existing is not None:
+        signup.created_at = now  # back of the queue
+    session.add(signup)
+    session.flush()
+    audit.record(
+        "signup.create",
+        "signup",
+        signup.id,
+        actor=proxy or user,
+        after={
+            "activity_id": activity.id,
+            "user_id": user.id,
+            "status": status,
+            "walk_in": walk_in,
+            "proxy_by": signup.proxy_by_id,
+        },
+        region_id=activity.region_id,
+        now=now,
+    )
+    if not walk_in:  # a walk-in learns it from the check-in itself
+        notices.signed_up(session, signup, activity, proxy=proxy, now=now)
     return signup
 
 

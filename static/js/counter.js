@@ -34,9 +34,11 @@
   }
   // `code`: the personal code the resident showed. It goes with the basket, so the server knows
   // (and audits) that the resident was present; a pick from the name search sends the id, which
-  // the server accepts only for residents this store serves.
+  // the server accepts only for residents this store serves. A printed card (MK1.…, for residents
+  // without a phone) shows who and the balance; its basket goes by id, like a name search.
   function showResident(person, code) {
-    state.resident = person; state.code = code || null;
+    var card = !!code && /^MK1\./i.test(code);
+    state.resident = person; state.code = card ? null : (code || null);
     var box = $("resident");
     box.hidden = false;
     box.innerHTML = "";
@@ -47,6 +49,11 @@
     var bal = document.createElement("div"); bal.className = "balance";
     bal.textContent = "积分余额 " + person.balance;
     box.appendChild(name); box.appendChild(info); box.appendChild(bal);
+    if (card) {
+      var hint = document.createElement("div"); hint.className = "muted small";
+      hint.textContent = "凭会员卡查询（本店服务范围内的居民可直接兑换）";
+      box.appendChild(hint);
+    }
     beep(true);
     render();
   }
