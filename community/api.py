@@ -6,8 +6,10 @@ import json
 
 from flask import Response, request
 
-from community import accounts, queries, services, signin
+from community import accounts, privacy, queries, services, signin
 from community.schemas import (
+    ClosedSchema,
+    CloseRequestSchema,
     CodeSchema,
     DepartmentQuery,
     DepartmentSchema,
@@ -94,6 +96,19 @@ def my_code_png(user):
     response = Response(qr_png(code), mimetype="image/png")
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@api.route("/me/export", tag="auth")
+def my_export(user):
+    """My own data (PIPL): profile, sign-ups, attendances, archive, deeds, redemptions, messages."""
+    return privacy.export(user, now=utcnow())
+
+
+@api.route("/me/close", "POST", body=CloseRequestSchema, response=ClosedSchema, errors=(409,), tag="auth")
+def close_account(user, data):
+    """Close my account: personal data anonymized, records kept under a pseudonym (409 while
+    something is open: an attendance not checked out, a make-up under review, a staff role)."""
+    return privacy.close(user=user, password=data["password"], now=utcnow())
 
 
 @api.route("/roles", "POST", body=GrantRequestSchema, response=GrantSchema, status=201, errors=(404, 409), tag="people")

@@ -23,6 +23,9 @@ MESSAGES = {
     "code_expired": "二维码已过期，请刷新后再扫",
     "card_invalid": "会员卡无效",
     "card_revoked": "这张会员卡已作废（已补办新卡），请使用新卡",
+    "password_incorrect": "密码不正确",
+    "account_closed": "账号已注销",
+    "close_has_roles": "您担任工作人员角色，请先由管理员撤销授权，再注销账号",
 }
 
 # Details with the numbers a person needs: how many tries are left, and until when they must wait

@@ -99,6 +99,18 @@ class CodeSchema(BaseSchema):
     expires_at = fields.DateTime()
 
 
+class CloseRequestSchema(BaseSchema):
+    """Closing is for good: the resident confirms with their password."""
+
+    password = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(max=128))
+
+
+class ClosedSchema(BaseSchema):
+    status = fields.Constant("closed")
+    pseudonym = fields.String(attribute="name")
+    closed_at = fields.DateTime()
+
+
 class GrantRequestSchema(BaseSchema):
     user_id = fields.Integer(required=True, error_messages=REQUIRED, strict=True, validate=ID)
     role = fields.String(required=True, error_messages=REQUIRED, validate=validate.OneOf(ROLES))

@@ -9,17 +9,20 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from community import accounts, queries, services, signin
+from community import privacy as rights
+from community.balances import balance
 from community.models import LEVEL_NAMES, LEVEL_RANK, ROLE_NAMES, ROLE_SCOPES, Region
 from community.schemas import ResidentOut
 from core import clock
 from core.bounds import form_int
 from core.db import db, utcnow
-from core.errors import DomainError, RateLimited, Unauthorized
+from core.errors import DomainError, Invalid, NotFound, RateLimited, Unauthorized
 from core.pages import refusals
+from core.qr import qr_png
 from core.security import authorize
 
 bp = Blueprint("community", __name__)
@@ -44,8 +47,6 @@ def _safe_next(target: str | None) -> str:
 
 @bp.get("/")
 def home():
-    from community.balances import balance
-
     user_balance = balance(current_user) if current_user.is_authenticated else 0
     return render_template("community/home.html", role_names=ROLE_NAMES, current_user_balance=user_balance)
 
@@ -131,6 +132,52 @@ def inbox():
     from core.notify import inbox as messages
 
     return render_template("community/inbox.html", messages=messages(current_user.id))
+
+
+@bp.get("/my/data")
+@login_required
+def my_data():
+    """What we hold of me (PIPL): a summary, the JSON and .xlsx downloads, and closing the account."""
+    document = rights.export(current_user, now=utcnow())
+    counts = [(title, len(document.get(name) or [])) for name, title, _reader in rights.sections()]
+    return render_template("community/my_data.html", profile=document["profile"], counts=counts)
+
+
+@bp.get("/my/data.xlsx")
+@login_required
+def my_data_xlsx():
+    document = rights.export(current_user, now=utcnow())
+    name = f"moralcredit-{current_user.volunteer_no}-{clock.today():%Y%m%d}.xlsx"
+    return Response(
+        rights.workbook(document),
+        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
+    )
+
+
+@bp.route("/my/close", methods=["GET", "POST"])
+@login_required
+def close_account():
+    """Close my account, for good: my password again, and that I understand what stays."""
+    errors: dict[str, list[str]] = {}
+    refusal: DomainError | None = None
+    if request.method == "POST":
+        if not request.form.get("understood"):
+            errors["understood"] = ["请确认您已了解注销的后果"]
+        else:
+            try:
+                rights.close(user=current_user, password=request.form.get("password", ""), now=utcnow())
+            except Invalid as error:
+                errors = error.field_errors()
+            except DomainError as error:
+                refusal = error
+            else:
+                logout_user()
+                flash("账号已注销，您的个人信息已匿名化。感谢您的志愿服务！", "success")
+                return redirect(url_for("community.home"))
+    status = refusal.status if refusal else 422 if errors else 200
+    page = render_template("community/close.html", errors=errors, refusal=refusal, balance=balance(current_user))
+    return page, status
 
 
 @bp.route("/my/password", methods=["GET", "POST"])
@@ -264,6 +311,33 @@ def admin_unlock_user(user_id: int):
         person = signin.unlock(actor=current_user, user_id=user_id, now=utcnow())
         flash(f"已解锁「{person.name}」的账号，可立即重新登录", "success")
     return redirect(url_for("community.admin_roles", q=request.form.get("q", "")))
+
+
+@bp.route("/admin/users/<int:user_id>/card", methods=["GET", "POST"])
+@login_required
+def resident_card(user_id: int):
+    """A resident's printed card (for one without a phone), on A6 card or cut from A4; a new card
+    voids the one before (lost, worn, or in the wrong hands)."""
+    paper = "a4" if request.values.get("paper") == "a4" else "a6"
+    if request.method == "POST":
+        with refusals():
+            person = accounts.issue_card(actor=current_user, user_id=user_id, now=utcnow())
+            replaced = "，之前的卡已作废" if person.card_serial > 1 else ""
+            flash(f"已为「{person.name}」发放第 {person.card_serial} 张会员卡{replaced}。请打印后交给本人。", "success")
+        return redirect(url_for("community.resident_card", user_id=user_id, paper=paper))
+    person = accounts.card_holder(current_user, user_id)
+    return render_template(
+        "community/card.html", person=person, code=accounts.card_code(person), paper=paper, today=clock.today()
+    )
+
+
+@bp.get("/admin/users/<int:user_id>/card.png")
+@login_required
+def resident_card_png(user_id: int):
+    code = accounts.card_code(accounts.card_holder(current_user, user_id))
+    if code is None:
+        raise NotFound()
+    return Response(qr_png(code, box_size=8), mimetype="image/png", headers={"Cache-Control": "no-store"})
 
 
 @bp.post("/admin/roles/<int:grant_id>/revoke")

@@ -18,11 +18,13 @@ from core.errors import register_messages
 
 def init_app(app: Flask) -> None:
     """Pages, API routes, jobs, Chinese messages and commands; residents' balances for `community`;
-    demo points for `flask demo seed`."""
+    demo points for `flask demo seed`; a resident's account, archive, deeds and certificates for
+    their export."""
     # Imported here: `import points.rules` need not load every page and route of the domain.
+    from community import privacy as residents_rights
     from community.balances import register_balance_reader
     from community.cli import add_demo_seeder
-    from points import cli, demo, jobs, ledger, messages, views
+    from points import cli, demo, jobs, ledger, messages, privacy, views
     from points.api import api
 
     register_messages(app, messages.MESSAGES)
@@ -32,3 +34,7 @@ def init_app(app: Flask) -> None:
     cli.init_app(app)
     register_balance_reader(app, lambda user: ledger.balance(db.session, user.id))
     add_demo_seeder(app, demo.seed)
+    residents_rights.add_export_section(app, "account", "积分账户", privacy.account_of)
+    residents_rights.add_export_section(app, "archive", "道德档案", privacy.archive_of)
+    residents_rights.add_export_section(app, "deeds", "好人好事与扣分", privacy.deeds_of)
+    residents_rights.add_export_section(app, "certificates", "服务证明", privacy.certificates_of)

@@ -17,7 +17,7 @@ from core.db import db
 from core.errors import NotFound
 from core.security import authorize, covers
 from points import archive, ledger
-from points.models import Adjustment, Deed
+from points.models import Adjustment, ArchiveEntry, Deed
 
 READERS = ("admin", "reviewer")
 
@@ -41,6 +41,13 @@ def archive_of(resident: User) -> dict:
         "entries": archive.entries(db.session, resident.id),
         "head_hash": archive.head_hash(db.session, resident.id),
     }
+
+
+def proxy_names(entries: Sequence[ArchiveEntry]) -> dict[int, str]:
+    """The names of those who acted on the resident's behalf (代办), by the ids the entries keep (an
+    entry is hashed for good, so it names them by id; a closed account shows its pseudonym)."""
+    ids = {e.details["proxy_by"] for e in entries if isinstance(e.details, dict) and e.details.get("proxy_by")}
+    return dict(db.session.execute(sa.select(User.id, User.name).where(User.id.in_(ids))).all()) if ids else {}
 
 
 def residents_within(roots: Sequence[Region], text: str = "", *, limit: int = 50) -> list[User]:

@@ -39,9 +39,11 @@ def _archive_page(resident, *, own: bool, **extra) -> str:
     return render_template(
         "points/archive.html",
         resident=ARCHIVE_HEADER.dump(resident),
+        resident_id=resident.id,
         own=own,
         totals=shown["totals"],
         entries=list(reversed(shown["entries"])),
+        proxies=queries.proxy_names(shown["entries"]),
         head=shown["head_hash"],
         **extra,
     )

@@ -15,10 +15,12 @@ from core.errors import register_messages
 
 
 def init_app(app: Flask) -> None:
-    """Pages, API routes, jobs and Chinese messages; demo activities for `flask demo seed`."""
+    """Pages, API routes, jobs and Chinese messages; demo activities for `flask demo seed`; what a
+    resident's export holds of their service, and what closing their account waits for and does."""
     # Imported here: `import volunteer.models` need not load every page and route of the domain.
+    from community import privacy as residents_rights
     from community.cli import add_demo_seeder
-    from volunteer import demo, jobs, messages, views
+    from volunteer import demo, jobs, messages, privacy, views
     from volunteer.api import api
 
     register_messages(app, messages.MESSAGES)
@@ -26,3 +28,7 @@ def init_app(app: Flask) -> None:
     core.api.register(app, api)
     core.jobs.register(app, jobs.jobs)
     add_demo_seeder(app, demo.seed)
+    residents_rights.add_export_section(app, "signups", "报名", privacy.signups_of)
+    residents_rights.add_export_section(app, "attendances", "签到与服务时长", privacy.attendances_of)
+    residents_rights.add_closure_check(app, privacy.nothing_open)
+    residents_rights.add_closure_step(app, privacy.cancel_future_signups)

@@ -22,6 +22,7 @@ from volunteer.schemas import (
     ReasonSchema,
     ReviewNoteSchema,
     ScanResultSchema,
+    SignupRequestSchema,
     SignupSchema,
     VenueCodeQuery,
     VenueCodeSchema,
@@ -104,13 +105,18 @@ def get_activity(user, activity_id):
 @api.route(
     "/activities/<int:activity_id>/signups",
     "POST",
+    body=SignupRequestSchema,
     response=SignupSchema,
     status=201,
     errors=(404, 409),
     tag="volunteer",
 )
-def sign_up(user, activity_id):
-    """Sign up: confirmed, waitlisted when full, or pending when the organizer approves."""
+def sign_up(user, activity_id, data):
+    """Sign up: confirmed, waitlisted when full, or pending when the organizer approves. With
+    `user_id`, an organizer of the activity or the resident's grid worker signs that resident up
+    on their behalf (代报名); the resident is notified."""
+    if data.get("user_id") is not None:
+        return signups.sign_up_for(actor=user, activity_id=activity_id, user_id=data["user_id"], now=utcnow())
     return signups.sign_up(user=user, activity_id=activity_id, now=utcnow())
 
 

@@ -23,6 +23,8 @@ MESSAGES = {
     "makeup_pending": "已提交补录，正在等待审核员审核",
     "activity_settled": "已有签到记录，不能再修改活动时间、类别或积分标准",
     "region_outside_department": "活动地点须在本部门所辖地区之内",
+    "close_attendance_open": "您还有未签退的活动，请先签退再注销账号",
+    "close_makeup_pending": "您有补录正在等待审核，请审核完成后再注销账号",
 }
 
 # The venue code's refusals share their codes with the sign-in token's (core titles those "登录…");

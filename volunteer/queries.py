@@ -12,11 +12,14 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from community import accounts, codes
 from community.models import Department, Region, User
 from community.queries import within
 from community.services import admin_regions
+from core.bounds import is_ascii_digits
 from core.db import db
-from volunteer import activities
+from core.security import covers
+from volunteer import activities, signups
 from volunteer.models import Activity, Attendance, Signup
 
 
@@ -116,4 +119,52 @@ def pending_reviews(actor: User, roles: Sequence[str]) -> list[Attendance]:
             .order_by(Attendance.updated_at)
             .limit(200)
         )
+    )
+
+
+def _reach_regions(actor: User, activity: Activity) -> list[Region]:
+    """The regions whose residents `actor` may sign up for `activity` (each with its subtree)."""
+    ids = {i for t, i in actor.grant_keys("grid_worker") if t == "region"}
+    regions = list(db.session.scalars(sa.select(Region).where(Region.id.in_(ids)))) if ids else []
+    if covers(actor, "organizer", activity):
+        regions.append(activity.department.region)
+    return regions
+
+
+def proxy_candidates(actor: User, activity: Activity, text: str, *, limit: int = 20) -> list[User]:
+    """Residents `actor` may sign up for `activity` who match `text`: their printed card (scanned),
+    their volunteer number, the last four digits of their phone, or part of their name."""
+    text = text.strip()
+    if not text:
+        return []
+    if codes.is_card(text):
+        person = accounts.resolve_card(text)
+        return [person] if signups.reaches(actor, person, activity) else []
+    regions = _reach_regions(actor, activity)
+    if not regions:
+        return []
+    matches = [User.name.contains(text, autoescape=True), User.volunteer_no == text.upper()]
+    if len(text) == 4 and is_ascii_digits(text):
+        matches.append(User.phone.endswith(text))
+    return list(
+        db.session.scalars(
+            sa.select(User)
+            .join(Region, Region.id == User.region_id)
+            .where(User.active.is_(True), sa.or_(*matches), within(regions))
+            .order_by(User.name, User.id)
+            .limit(limit)
+        )
+    )
+
+
+def signup_statuses(activity: Activity, people: Sequence[User]) -> dict[int, str]:
+    """Each of `people`'s sign-up status at `activity`, by user id (those signed up only)."""
+    if not people:
+        return {}
+    return dict(
+        db.session.execute(
+            sa.select(Signup.user_id, Signup.status).where(
+                Signup.activity_id == activity.id, Signup.user_id.in_([p.id for p in people])
+            )
+        ).all()
     )

@@ -89,6 +89,20 @@ class ActivityQuery(PageQuery):
     to = fields.AwareDateTime(error_messages=AWARE)
 
 
+class SignupRequestSchema(BaseSchema):
+    """No body (or `{}`) signs the caller up; `user_id` signs up that resident on their behalf (代报名)."""
+
+    user_id = fields.Integer(
+        load_default=None,
+        allow_none=True,
+        strict=True,
+        validate=ID,
+        metadata={
+            "description": "代报名: the resident to sign up (organizer of the activity, grid worker of the resident)"
+        },
+    )
+
+
 class SignupSchema(BaseSchema):
     id = fields.Integer()
     activity_id = fields.Integer()
@@ -98,6 +112,9 @@ class SignupSchema(BaseSchema):
     walk_in = fields.Boolean()
     no_show = fields.Boolean()
     created_at = fields.DateTime()
+    proxy_by = fields.Integer(
+        attribute="proxy_by_id", allow_none=True, metadata={"description": "who signed up on the resident's behalf"}
+    )
 
 
 class AttendanceSchema(BaseSchema):
@@ -120,6 +137,11 @@ class AttendanceSchema(BaseSchema):
     proposed_in_at = fields.DateTime(allow_none=True)
     proposed_out_at = fields.DateTime(allow_none=True)
     activity_title = fields.Function(lambda a: a.activity.title)
+    proxy_by = fields.Integer(
+        attribute="proxy_by_id",
+        allow_none=True,
+        metadata={"description": "who acted on the resident's behalf: scanned their card, or signed them up"},
+    )
 
 
 class VolunteerSchema(ResidentOut):

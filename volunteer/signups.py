@@ -61,13 +61,18 @@ def proxied_resident(actor: User, user_id: int, activity: Activity) -> User:
     when `actor` organizes it, or one of the grid `actor` works for. Anyone else, unknown or out of
     reach alike, is 404; their own or their household's sign-up is 403 `self_dealing`."""
     resident = db.session.get(User, user_id)
-    reach = resident is not None and resident.active
-    if reach and not covers(actor, "grid_worker", resident):
-        reach = covers(actor, "organizer", activity) and activity.department.region.contains(resident.region)
-    if not reach:
+    if resident is None or not resident.active or not reaches(actor, resident, activity):
         raise NotFound("not_a_resident", "找不到该居民，或您不能为其代办")
     duties.require_not_beneficiary(actor, resident)
     return resident
+
+
+def reaches(actor: User, resident: User, activity: Activity) -> bool:
+    """Whether `actor` may act for `resident` at `activity`: their grid worker, or an organizer of the
+    activity when the resident lives in its department's area."""
+    if covers(actor, "grid_worker", resident):
+        return True
+    return covers(actor, "organizer", activity) and activity.department.region.contains(resident.region)
 
 
 def _sign_up(

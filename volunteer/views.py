@@ -9,16 +9,21 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from community.accounts import CARD_ISSUERS
 from community.models import Department
+from community.schemas import ResidentOut
 from core.bounds import CAPACITY_MAX, form_int, parse_int
 from core.db import db, utcnow
 from core.errors import DomainError
 from core.pages import refusals
 from core.security import authorize, covers
-from volunteer import activities, attendance, queries, signups, tokens
+from volunteer import activities, attendance, notices, queries, signups, tokens
 from volunteer.models import CATEGORIES
 
 bp = Blueprint("volunteer", __name__)
+
+# Whom a proxy finds to sign up: enough to tell two namesakes apart, the phone masked.
+PROXY_CANDIDATES = ResidentOut(only=("id", "name", "phone", "volunteer_no", "region"), many=True)
 
 
 @bp.get("/activities")
@@ -46,6 +51,7 @@ def activity_detail(activity_id: int):
         counts=activities.counts(activity.id),
         mine=mine,
         organizer=covers(current_user, "organizer", activity),
+        can_proxy=covers(current_user, signups.PROXIES),
     )
 
 
@@ -67,6 +73,36 @@ def signup(activity_id: int):
                 "success",
             )
     return redirect(url_for("volunteer.activity_detail", activity_id=activity_id))
+
+
+@bp.route("/activities/<int:activity_id>/proxy", methods=["GET", "POST"])
+@login_required
+def proxy_signup(activity_id: int):
+    """代报名: an organizer of the activity or a grid worker finds a resident without a phone (by
+    name, phone tail, volunteer number or their printed card) and signs them up on their behalf."""
+    authorize(current_user, signups.PROXIES)
+    activity = activities.get(activity_id, viewer=current_user)
+    q = request.values.get("q", "").strip()[:128]
+    if request.method == "POST":
+        with refusals("请先查找并选择居民"):
+            user_id = parse_int(request.form.get("user_id"), minimum=1)
+            row = signups.sign_up_for(actor=current_user, activity_id=activity.id, user_id=user_id, now=utcnow())
+            flash(f"已为「{row.user.name}」代报名：{notices.STATUS_TEXT[row.status]}。已通知本人。", "success")
+        return redirect(url_for("volunteer.proxy_signup", activity_id=activity.id, q=q))
+    found, problem = [], None
+    try:
+        found = queries.proxy_candidates(current_user, activity, q)
+    except DomainError as error:
+        problem = error.text
+    return render_template(
+        "volunteer/proxy.html",
+        a=activity,
+        q=q,
+        found=PROXY_CANDIDATES.dump(found),
+        problem=problem,
+        status=queries.signup_statuses(activity, found),
+        cards=[p.id for p in found if covers(current_user, CARD_ISSUERS, p)],
+    )
 
 
 @bp.route("/scan", methods=["GET", "POST"])
