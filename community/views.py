@@ -319,13 +319,13 @@ def resident_card(user_id: int):
     """A resident's printed card (for one without a phone), on A6 card or cut from A4; a new card
     voids the one before (lost, worn, or in the wrong hands)."""
     paper = "a4" if request.values.get("paper") == "a4" else "a6"
+    person = accounts.card_holder(current_user, user_id)  # 403, or 404 outside the actor's regions
     if request.method == "POST":
         with refusals():
             person = accounts.issue_card(actor=current_user, user_id=user_id, now=utcnow())
             replaced = "，之前的卡已作废" if person.card_serial > 1 else ""
             flash(f"已为「{person.name}」发放第 {person.card_serial} 张会员卡{replaced}。请打印后交给本人。", "success")
         return redirect(url_for("community.resident_card", user_id=user_id, paper=paper))
-    person = accounts.card_holder(current_user, user_id)
     return render_template(
         "community/card.html", person=person, code=accounts.card_code(person), paper=paper, today=clock.today()
     )
