@@ -139,8 +139,11 @@ def inbox():
 def my_data():
     """What we hold of me (PIPL): a summary, the JSON and .xlsx downloads, and closing the account."""
     document = rights.export(current_user, now=utcnow())
-    counts = [(title, len(document.get(name) or [])) for name, title, _reader in rights.sections()]
-    return render_template("community/my_data.html", profile=document["profile"], counts=counts)
+    # The points account is one summary row (its balance is shown), not a list of records.
+    counts = [(title, len(document.get(name) or [])) for name, title, _ in rights.sections() if name != "account"]
+    return render_template(
+        "community/my_data.html", profile=document["profile"], counts=counts, balance=balance(current_user)
+    )
 
 
 @bp.get("/my/data.xlsx")

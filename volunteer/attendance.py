@@ -244,7 +244,7 @@ def _scanned(row: Attendance, action: str, activity: Activity, method: str, acto
         "attendance",
         row.id,
         actor=actor,
-        after={"method": method, "at": now, "points": row.points},
+        after={"method": method, "at": now, "points": row.points, "proxy_by": row.proxy_by_id},
         region_id=activity.region_id,
         now=now,
     )
