@@ -84,6 +84,14 @@ def test_a_grid_worker_signs_a_resident_up_and_prints_her_card(live, world, brow
         db.session.remove()
     pdf = page.pdf(format="A6", print_background=True, prefer_css_page_size=True)
     assert len(re.findall(rb"/Type\s*/Page\b(?!s)", pdf)) == 1  # the whole card on one A6 sheet
+    # Or cut from plain A4: the same card at the top, inside a dashed line.
+    page.set_viewport_size({"width": 794, "height": 1123})
+    page.goto(f"{live.url}/admin/users/{target}/card?paper=a4")
+    page.wait_for_function("document.querySelector('.card-qr').naturalWidth > 0")
+    assert page.locator(".resident-card").evaluate("e => getComputedStyle(e).borderTopStyle") == "dashed"
+    screenshot(page, "card-print-a4")
+    a4 = page.pdf(format="A4", prefer_css_page_size=True)
+    assert len(re.findall(rb"/Type\s*/Page\b(?!s)", a4)) == 1
     printer.close()
 
 
