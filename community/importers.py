@@ -340,7 +340,7 @@ class RegionImporter(Importer):
         elif code and level and not row.bad:
             prefix = significant(parent_code)
             if not code.startswith(prefix) or (level == "grid" and len(code) <= len(prefix)):
-                self.fail(row, "编码", "code_parent_mismatch", code=code, parent=parent_code)
+                self.fail(row, "编码", "code_parent_mismatch", value=code, parent=parent_code)
         return parent
 
     def write(self) -> None:

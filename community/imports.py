@@ -14,7 +14,7 @@ regions they administer (a row outside is an error), the system (CLI) anywhere.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict
 from datetime import datetime
 from typing import IO, Any
@@ -60,45 +60,65 @@ def run(
     filename: str = "",
     progress: Progress | None = None,
 ) -> Report:
-    """Check (and unless `dry_run`, apply) the rows of `stream`; the report says what happened."""
+    """Check (and unless `dry_run`, apply) the rows of `stream`; the report says what happened.
+    `progress(done, total)` is called after each batch (`total` estimated, None if unknown)."""
+    work = steps(kind, stream, actor=actor, dry_run=dry_run, now=now, filename=filename)
+    while True:
+        try:
+            done, total = next(work)
+        except StopIteration as finished:
+            return finished.value
+        if progress is not None:
+            progress(done, total)
+
+
+def steps(
+    kind: str, stream: IO[bytes], *, actor: User | None, dry_run: bool, now: datetime, filename: str = ""
+) -> Generator[tuple[int, int | None], None, Report]:
+    """`run` one batch at a time: yields (rows done, rows estimated) after each batch and returns
+    the report. A page streams these to its progress bar; if the consumer stops before the end
+    (the browser went away), the unit of work rolls back: nothing of the file is kept."""
     importer_class = kind_of(kind)
     scope = Scope(None)
     if actor is not None:
         authorize(actor, "admin")
         scope = Scope(admin_regions(actor, roles=("admin",)))
     sheet = sheets.read(stream)
+    try:
+        return (yield from _apply(importer_class, sheet, scope, actor=actor, dry_run=dry_run, now=now,
+                                  filename=filename))  # fmt: skip
+    finally:
+        sheet.close()
+
+
+def _apply(
+    importer_class: type[Importer],
+    sheet: sheets.Sheet,
+    scope: Scope,
+    *,
+    actor: User | None,
+    dry_run: bool,
+    now: datetime,
+    filename: str,
+) -> Generator[tuple[int, int | None], None, Report]:
+    kind = importer_class.kind
     columns = _columns(sheet.headers, importer_class)
     report = Report(kind=kind, dry_run=dry_run)
     if dry_run:
-        _feed(importer_class(db.session, scope, report, now=now), sheet, columns, write=False, progress=progress)
+        yield from _feed(importer_class(db.session, scope, report, now=now), sheet, columns, write=False)
         db.session.commit()  # it only read: end its read transaction, keeping what it loaded
         return report
+    summary = {"actor": actor, "region_id": _region_of(actor), "now": now}
     try:
         with unit_of_work() as session:
-            _feed(importer_class(session, scope, report, now=now), sheet, columns, write=True, progress=progress)
+            yield from _feed(importer_class(session, scope, report, now=now), sheet, columns, write=True)
             if report.error_count:
                 raise _Refused()
-            audit.record(
-                "import.apply",
-                "import",
-                kind,
-                actor=actor,
-                after=_summary(report, filename),
-                region_id=_region_of(scope, actor),
-                now=now,
-            )
+            audit.record("import.apply", "import", kind, after=_summary(report, filename), **summary)
     except _Refused:
         report.created = report.updated = report.skipped = 0
         with unit_of_work():
-            audit.record(
-                "import.refused",
-                "import",
-                kind,
-                actor=actor,
-                after=_summary(report, filename),
-                region_id=_region_of(scope, actor),
-                now=now,
-            )
+            audit.record("import.refused", "import", kind, after=_summary(report, filename), **summary)
         return report
     except IntegrityError as exc:
         # Someone registered a phone, or another import wrote a row, while this one ran: the
@@ -135,8 +155,8 @@ def _batches(sheet: sheets.Sheet, columns: dict[str, int]) -> Iterator[list[Row]
 
 
 def _feed(
-    importer: Importer, sheet: sheets.Sheet, columns: dict[str, int], *, write: bool, progress: Progress | None
-) -> None:
+    importer: Importer, sheet: sheets.Sheet, columns: dict[str, int], *, write: bool
+) -> Iterator[tuple[int, int | None]]:
     report = importer.report
     for batch in _batches(sheet, columns):
         report.rows += len(batch)
@@ -144,18 +164,16 @@ def _feed(
         # Once a row is refused nothing will be kept: the rest is only checked, not written.
         if write and not report.error_count:
             importer.write()
-        if progress is not None:
-            progress(report.rows, sheet.total)
+        yield report.rows, sheet.total
 
 
 def _summary(report: Report, filename: str) -> dict[str, Any]:
     return {"kind": report.kind, "file": filename[:128], **report.counts()}
 
 
-def _region_of(scope: Scope, actor: User | None) -> int | None:
-    if actor is None:
-        return None
-    roots = admin_regions(actor, roles=("admin",))
+def _region_of(actor: User | None) -> int | None:
+    """The region an import's audit entry is filed under: the actor's first admin root."""
+    roots = admin_regions(actor, roles=("admin",)) if actor is not None else []
     return roots[0].id if roots else None
 
 

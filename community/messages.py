@@ -40,7 +40,7 @@ IMPORT_ROW_MESSAGES = {
     "parent_required": "请填写上级编码（顶级地区只能由系统管理员在命令行导入）",
     "parent_not_found": "找不到上级地区 {value}（须已存在，或在本文件前面的行中）",
     "level_order": "{level}不能设在{parent_level}之下",
-    "code_parent_mismatch": "编码 {code} 不在上级地区 {parent} 的编码之下",
+    "code_parent_mismatch": "编码 {value} 不在上级地区 {parent} 的编码之下",
     "region_conflict": "地区 {value} 已存在，但层级或上级与本行不同",
     "region_not_found": "找不到地区 {value}",
     "region_level": "{column}须为村、社区或网格的编码",

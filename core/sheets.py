@@ -16,7 +16,7 @@ import codecs
 import csv
 import io
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import IO, Any
@@ -39,16 +39,21 @@ class UnreadableFile(Invalid):
 @dataclass
 class Sheet:
     """The rows of a file: `headers` (row 1) and `rows()`, yielding (row number, cells) for each
-    later row that is not blank; `total` estimates how many rows follow the header (for progress)."""
+    later row that is not blank; `total` estimates how many rows follow the header (for progress).
+    `close()` lets go of the file (the caller's stream stays open: it is the caller's)."""
 
     format: str
     headers: list[str]
     total: int | None
     _rows: Iterator[tuple[int, list[str]]]
+    _close: Callable[[], Any]
     encoding: str | None = None
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
         return self._rows
+
+    def close(self) -> None:
+        self._close()
 
 
 def read(stream: IO[bytes]) -> Sheet:
@@ -124,8 +129,10 @@ def _read_csv(stream: IO[bytes]) -> Sheet:
     try:
         header = next(reader, [])
     except (csv.Error, UnicodeDecodeError) as exc:
+        text.detach()
         raise UnreadableFile() from exc
-    return Sheet("csv", [cell_text(h) for h in header], max(lines - 1, 0), _csv_rows(reader), encoding)
+    # Detached, not closed: closing the wrapper would close the caller's stream.
+    return Sheet("csv", [cell_text(h) for h in header], max(lines - 1, 0), _csv_rows(reader), text.detach, encoding)
 
 
 def _csv_rows(reader: Any) -> Iterator[tuple[int, list[str]]]:
@@ -154,10 +161,10 @@ def _read_xlsx(stream: IO[bytes]) -> Sheet:
         total = max((sheet.max_row or 0) - 1, 0) or None
     except (TypeError, ValueError):
         total = None
-    return Sheet("xlsx", [cell_text(h) for h in header], total, _xlsx_rows(book, rows))
+    return Sheet("xlsx", [cell_text(h) for h in header], total, _xlsx_rows(rows), book.close)
 
 
-def _xlsx_rows(book: Any, rows: Iterator[Sequence[Any]]) -> Iterator[tuple[int, list[str]]]:
+def _xlsx_rows(rows: Iterator[Sequence[Any]]) -> Iterator[tuple[int, list[str]]]:
     try:
         for number, values in enumerate(rows, start=2):
             cells = [cell_text(v) for v in values]
@@ -165,8 +172,6 @@ def _xlsx_rows(book: Any, rows: Iterator[Sequence[Any]]) -> Iterator[tuple[int, 
                 yield number, cells
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
         raise UnreadableFile() from exc
-    finally:
-        book.close()
 
 
 def xlsx(headers: Sequence[str], rows: Sequence[Sequence[Any]] = (), *, title: str = "Sheet1") -> bytes:
