@@ -4,33 +4,25 @@ row is checked, and how a batch of checked rows is written. `community.imports` 
 Each kind checks a batch of rows at once: it looks up, in one query per batch, the rows that
 already exist (by region code, department name, household number, phone, ID digest), then
 decides for each row: create, update, skip (already as the file says) or refuse (an error with
-its row, column, stable code and Chinese text). What earlier rows of the file would create is
-remembered (`RegionIndex` pending places, `seen` keys), so a dry run, which writes nothing,
-refuses exactly what a real run would. Writes are bulk statements per batch inside the caller's
-unit of work; nothing here commits, and nothing here knows of points.
+its row, column, stable code and Chinese text). Writes are bulk statements per batch inside the
+caller's unit of work; nothing here commits, and nothing here knows of points.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from community import pii
-from community.messages import IMPORT_ROW_MESSAGES
+from community.importing import Importer, Place, Row, insert_rows, update_rows
 from community.models import LEVEL_NAMES, LEVEL_RANK, ROOT_LEVELS, Department, Household, Region, User
 from core.bounds import is_ascii_digits
 
-# National codes (GB/T 2260 for counties and above, 9 digits for a township, 12 for a village or
-# community); a grid's code is its parent's code and more digits.
 CODE_DIGITS = {"province": 6, "city": 6, "county": 6, "township": 9, "village": 12, "community": 12}
 CODE_MAX = 32
-LEAF_LEVELS = ("village", "community", "grid")
 LEVEL_ALIASES = {
     **{level: level for level in LEVEL_RANK},
     **{name: level for level, name in LEVEL_NAMES.items()},
@@ -46,118 +38,6 @@ LEVEL_ALIASES = {
     "居委会": "community",
 }
 HOUSEHOLD_NUMBER = re.compile(r"^[0-9A-Za-z_-]{1,32}\Z")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-MAX_ERRORS = 5000
-
-
-@dataclass
-class RowError:
-    row: int
-    column: str
-    code: str
-    message: str
-
-
-@dataclass
-class Report:
-    """What an import found and did; `errors` lists at most MAX_ERRORS, `error_count` all."""
-
-    kind: str
-    dry_run: bool
-    rows: int = 0
-    valid: int = 0
-    created: int = 0
-    updated: int = 0
-    skipped: int = 0
-    errors: list[RowError] = field(default_factory=list)
-    error_count: int = 0
-    applied: bool = False
-
-    def add(self, row: int, column: str, code: str, **values: Any) -> None:
-        self.error_count += 1
-        if len(self.errors) < MAX_ERRORS:
-            message = IMPORT_ROW_MESSAGES[code].format(column=column, **values)
-            self.errors.append(RowError(row, column, code, message))
-
-    def counts(self) -> dict[str, int]:
-        return {
-            "rows": self.rows,
-            "valid": self.valid,
-            "created": self.created,
-            "updated": self.updated,
-            "skipped": self.skipped,
-            "errors": self.error_count,
-        }
-
-
-@dataclass
-class Row:
-    number: int
-    cells: dict[str, str]
-    bad: bool = False
-
-    def __getitem__(self, column: str) -> str:
-        return self.cells.get(column, "")
-
-
-@dataclass
-class Place:
-    """A region as an import sees it: one in the database, or one an earlier row will create
-    (`id` None until written)."""
-
-    code: str
-    level: str
-    parent_code: str | None
-    in_scope: bool
-    name: str = ""
-    id: int | None = None
-    path: str | None = None
-    depth: int = 0
-    row: int | None = None
-
-
-class Scope:
-    """Where the actor may import: the subtrees they administer; the system (CLI) anywhere."""
-
-    def __init__(self, roots: Iterable[Region] | None) -> None:
-        self.paths = None if roots is None else [r.path for r in roots]
-
-    @property
-    def system(self) -> bool:
-        return self.paths is None
-
-    def covers(self, path: str | None) -> bool:
-        return self.paths is None or (path is not None and any(path.startswith(p) for p in self.paths))
-
-
-class RegionIndex:
-    """Regions by code, looked up a batch at a time and kept (a file names the same grids again
-    and again), plus the ones earlier rows of the file will create."""
-
-    def __init__(self, session: Session, scope: Scope) -> None:
-        self.session, self.scope = session, scope
-        self.places: dict[str, Place | None] = {}
-
-    def load(self, codes: Iterable[str]) -> None:
-        wanted = sorted({c for c in codes if c and c not in self.places})
-        parent = aliased(Region)
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            for code in chunk:  # asked once: a code absent now is remembered as absent
-                self.places[code] = None
-            found = self.session.execute(
-                sa.select(Region.id, Region.code, Region.name, Region.level, Region.path, Region.depth, parent.code)
-                .outerjoin(parent, Region.parent_id == parent.id)
-                .where(Region.code.in_(chunk))
-            )
-            for rid, code, name, level, path, depth, parent_code in found:
-                self.places[code] = Place(code, level, parent_code, self.scope.covers(path), name, rid, path, depth)
-
-    def get(self, code: str) -> Place | None:
-        return self.places.get(code)
-
-    def add(self, place: Place) -> None:
-        self.places[place.code] = place
 
 
 def significant(code: str) -> str:
@@ -187,93 +67,6 @@ def code_rule(code: str, level: str) -> str | None:
     if level == "county" and code.endswith("00"):
         return "县级编码后两位不能为 00"
     return None
-
-
-class Importer:
-    """One kind of row. Subclasses name their columns and implement `check` and `write`."""
-
-    kind: ClassVar[str]
-    required: ClassVar[tuple[str, ...]]
-    optional: ClassVar[tuple[str, ...]] = ()
-
-    def __init__(self, session: Session, scope: Scope, report: Report, *, now: datetime) -> None:
-        self.session, self.scope, self.report, self.now = session, scope, report, now
-        self.regions = RegionIndex(session, scope)
-        self.seen: dict[Any, int] = {}
-
-    @classmethod
-    def columns(cls) -> tuple[str, ...]:
-        return cls.required + cls.optional
-
-    def fail(self, row: Row, column: str, code: str, **values: Any) -> None:
-        row.bad = True
-        self.report.add(row.number, column, code, **values)
-
-    def text(self, row: Row, column: str, limit: int, *, required: bool = True) -> str:
-        value = row[column]
-        if not value:
-            if required:
-                self.fail(row, column, "required")
-        elif len(value) > limit:
-            self.fail(row, column, "too_long", limit=limit)
-        elif _CONTROL.search(value):
-            self.fail(row, column, "bad_text")
-        return value
-
-    def once(self, row: Row, column: str, key: Any) -> bool:
-        """False (and an error) when an earlier row of the file had the same `key`."""
-        first = self.seen.setdefault(key, row.number)
-        if first != row.number:
-            self.fail(row, column, "duplicate_in_file", first=first)
-            return False
-        return True
-
-    def leaf_region(self, row: Row, column: str) -> Place | None:
-        """The village, community or grid a household or resident row names, in scope."""
-        code = row[column]
-        place = self.regions.get(code) if code else None
-        if not code:
-            self.fail(row, column, "required")
-        elif place is None:
-            self.fail(row, column, "region_not_found", value=code)
-        elif place.level not in LEAF_LEVELS:
-            self.fail(row, column, "region_level")
-        elif not place.in_scope:
-            self.fail(row, column, "out_of_scope", value=code)
-        else:
-            return place
-        return None
-
-    def settle(self, row: Row, outcome: str) -> None:
-        """Count a row that passed its checks: created, updated or skipped."""
-        if row.bad:
-            return
-        self.report.valid += 1
-        setattr(self.report, outcome, getattr(self.report, outcome) + 1)
-
-    def check(self, rows: list[Row]) -> None:
-        raise NotImplementedError
-
-    def write(self) -> None:
-        """Write what the last `check` decided (only called while the file has no error)."""
-        raise NotImplementedError
-
-
-def _insert(session: Session, model: Any, rows: list[dict[str, Any]], *, ids: bool = False) -> list[int]:
-    """INSERT `rows` in one executemany (Core, not the ORM: no objects, no identity map); with
-    `ids`, the new ids in the order of `rows`."""
-    if not rows:
-        return []
-    table = model.__table__
-    if not ids:
-        session.execute(table.insert(), rows)
-        return []
-    return list(session.scalars(table.insert().returning(table.c.id, sort_by_parameter_order=True), rows))
-
-
-def _update(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        session.execute(sa.update(model), rows)
 
 
 class RegionImporter(Importer):
@@ -344,7 +137,7 @@ class RegionImporter(Importer):
         return parent
 
     def write(self) -> None:
-        _update(self.session, Region, self.renames)
+        update_rows(self.session, Region, self.renames)
         # A row's parent is in the database or created by an earlier row: write generation by
         # generation, so every parent has its id (and path) before its children are inserted.
         waiting = self.creates
@@ -365,13 +158,13 @@ class RegionImporter(Importer):
                         "created_at": self.now,
                     }
                 )
-            ids = _insert(self.session, Region, values, ids=True)
+            ids = insert_rows(self.session, Region, values, ids=True)
             paths = []
             for place, rid in zip(ready, ids, strict=True):
                 parent = self.regions.get(place.parent_code) if place.parent_code else None
                 place.id, place.path = rid, f"{parent.path if parent else '/'}{rid}/"
                 paths.append({"id": rid, "path": place.path})
-            _update(self.session, Region, paths)
+            update_rows(self.session, Region, paths)
 
 
 class DepartmentImporter(Importer):
@@ -413,7 +206,7 @@ class DepartmentImporter(Importer):
                 self.settle(row, "created")
 
     def write(self) -> None:
-        _insert(self.session, Department, self.creates)
+        insert_rows(self.session, Department, self.creates)
 
 
 class HouseholdImporter(Importer):
@@ -454,8 +247,8 @@ class HouseholdImporter(Importer):
                 self.settle(row, "skipped")
 
     def write(self) -> None:
-        _insert(self.session, Household, self.creates)
-        _update(self.session, Household, self.changes)
+        insert_rows(self.session, Household, self.creates)
+        update_rows(self.session, Household, self.changes)
 
 
 def households(session: Session, numbers: list[str]) -> dict[str, dict[str, Any]]:
@@ -467,14 +260,18 @@ def households(session: Session, numbers: list[str]) -> dict[str, dict[str, Any]
         sa.select(Household.id, Household.number, Household.region_id, Household.head_name, Region.path)
         .join(Region, Household.region_id == Region.id)
         .where(Household.number.in_(wanted))
-    ).mappings()
-    return {row["number"]: dict(row) for row in rows}
+    ).tuples()
+    return {n: {"id": i, "region_id": r, "head_name": h, "path": p} for i, n, r, h, p in rows}
 
 
 class ResidentImporter(Importer):
     kind = "residents"
     required = ("姓名", "手机号", "网格编码")
     optional = ("身份证号", "户号")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.digest = pii.id_digester()
 
     def check(self, rows: list[Row]) -> None:
         self.regions.load(row["网格编码"] for row in rows)
@@ -487,7 +284,7 @@ class ResidentImporter(Importer):
             if problem := pii.id_number_problem(raw):
                 self.fail(row, "身份证号", "id_number_invalid", problem=problem)
             else:
-                digests[row.number] = pii.id_digest(raw)
+                digests[row.number] = self.digest(raw)
                 row.cells["身份证号"] = raw
         phones = [row["手机号"] for row in rows if pii.PHONE.match(row["手机号"])]
         people = self._people(User.phone.in_(phones)) if phones else {}
@@ -528,9 +325,10 @@ class ResidentImporter(Importer):
             self.fail(row, "户号", "household_not_found", value=number)
         elif home is not None and place is not None and not place.path.startswith(home["path"]):
             self.fail(row, "户号", "household_elsewhere", value=number)
-        if phone and not row.bad and not self.once(row, "手机号", phone):
+        # Compact keys (an int, 16 bytes): the index of what earlier rows held grows with the file.
+        if phone and not row.bad and not self.once(row, "手机号", int(phone)):
             return
-        if digest and not row.bad and not self.once(row, "身份证号", ("id", digest)):
+        if digest and not row.bad and not self.once(row, "身份证号", bytes.fromhex(digest[:32])):
             return
         if row.bad:
             return
@@ -576,10 +374,23 @@ class ResidentImporter(Importer):
 
     def write(self) -> None:
         if self.creates:
-            ids = _insert(self.session, User, self.creates, ids=True)
-            # The volunteer number is the public identifier, as at sign-up (accounts.register).
-            _update(self.session, User, [{"id": i, "volunteer_no": f"ZY{i:08d}"} for i in ids])
-        _update(self.session, User, self.changes)
+            insert_rows(self.session, User, self.creates)
+            # The volunteer number is the public identifier, "ZY" and the id in 8 digits or more,
+            # as at sign-up (accounts.register): set by one statement for the batch.
+            phones = [row["phone"] for row in self.creates]
+            self.session.execute(
+                sa.update(User.__table__)
+                .where(User.phone.in_(phones), User.volunteer_no.is_(None))
+                .values(volunteer_no=_volunteer_no(self.session))
+            )
+        update_rows(self.session, User, self.changes)
+
+
+def _volunteer_no(session: Session) -> sa.ColumnElement[str]:
+    if session.get_bind().dialect.name == "sqlite":
+        return sa.func.printf("ZY%08d", User.id)
+    digits = sa.cast(User.id, sa.Text)
+    return sa.literal("ZY") + sa.case((User.id < 10**8, sa.func.lpad(digits, 8, "0")), else_=digits)
 
 
 KINDS: dict[str, type[Importer]] = {

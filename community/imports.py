@@ -21,7 +21,8 @@ from typing import IO, Any
 
 from sqlalchemy.exc import IntegrityError
 
-from community.importers import KINDS, Importer, Report, Row, Scope
+from community.importers import KINDS
+from community.importing import Importer, Report, Row, Scope
 from community.models import User
 from community.services import admin_regions
 from core import audit, sheets
