@@ -136,12 +136,14 @@ def _read_csv(stream: IO[bytes]) -> Sheet:
 
 
 def _csv_rows(reader: Any) -> Iterator[tuple[int, list[str]]]:
+    # A row's number is its record's, as Excel numbers it: a quoted cell may span several lines.
+    number = 1
     try:
-        for cells in reader:
+        for number, cells in enumerate(reader, start=2):
             if any(c.strip() for c in cells):
-                yield reader.line_num, [c.strip() for c in cells]
+                yield number, [c.strip() for c in cells]
     except (csv.Error, UnicodeDecodeError) as exc:
-        raise UnreadableFile(f"第 {reader.line_num + 1} 行无法读取：{exc.__class__.__name__}") from exc
+        raise UnreadableFile(f"第 {number + 1} 行无法读取，请检查文件的编码和格式") from exc
 
 
 # XLSX -------------------------------------------------------------------------------------------

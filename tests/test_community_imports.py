@@ -158,6 +158,44 @@ def test_a_dry_run_reports_bad_region_rows(client, county):
     assert services.region_by_code("430922101") is None
 
 
+def test_a_dry_run_reports_bad_household_and_department_rows(client, county):
+    first = csv_file([["户号", "网格编码", "户主姓名"], ["H0001", "43092210000101", "张大山"]])
+    post(client, county["admin"], "households", first, dry_run=False)
+    households = [
+        ["户号", "网格编码", "户主姓名"],
+        ["H0002", "43092210000102", "李小河"],  # 2: fine
+        ["H 0003", "43092210000102", "王五"],  # 3: a blank inside the number
+        ["H0004", "430922100", "赵六"],  # 4: a township is not a grid
+        ["H0001", "43092210000102", "张大山"],  # 5: H0001 belongs to the first grid
+        ["H0002", "43092210000102", "李小河"],  # 6: row 2 again
+        ["H0006", "43092210000102", ""],  # 7: no head
+    ]
+    body = post(client, county["admin"], "households", csv_file(households)).get_json()
+    assert errors_of(body) == {
+        (3, "户号", "household_format"),
+        (4, "网格编码", "region_level"),
+        (5, "户号", "household_elsewhere"),
+        (6, "户号", "duplicate_in_file"),
+        (7, "户主姓名", "required"),
+    }
+    departments = [
+        ["地区编码", "名称"],
+        ["430922", "桃江县文明办"],  # 2: fine
+        ["430999", "无处办"],  # 3: no such region
+        ["430922", "桃江县文明办"],  # 4: row 2 again
+        ["430922", "办" * 65],  # 5: too long
+        ["430922", "换行\n办"],  # 6: a control character
+    ]
+    body = post(client, county["admin"], "departments", csv_file(departments)).get_json()
+    assert errors_of(body) == {
+        (3, "地区编码", "region_not_found"),
+        (4, "名称", "duplicate_in_file"),
+        (5, "名称", "too_long"),
+        (6, "名称", "bad_text"),
+    }
+    assert (body["valid"], body["created"]) == (1, 1) and count(Department) == 0
+
+
 def test_a_real_run_with_one_bad_row_writes_nothing_even_after_many_good_batches(client, county):
     rows = [RESIDENT_HEADER] + [[f"居民{i}", f"1370000{i:04d}", "43092210000101", "", ""] for i in range(2500)]
     rows.append(["坏行", "12345", "43092210000101", "", ""])
