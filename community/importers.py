@@ -374,23 +374,23 @@ class ResidentImporter(Importer):
 
     def write(self) -> None:
         if self.creates:
-            insert_rows(self.session, User, self.creates)
             # The volunteer number is the public identifier, "ZY" and the id in 8 digits or more,
-            # as at sign-up (accounts.register): set by one statement for the batch.
-            phones = [row["phone"] for row in self.creates]
-            self.session.execute(
-                sa.update(User.__table__)
-                .where(User.phone.in_(phones), User.volunteer_no.is_(None))
-                .values(volunteer_no=_volunteer_no(self.session))
-            )
+            # as at sign-up (accounts.register): with the ids taken first, one INSERT writes both.
+            for row, user_id in zip(self.creates, _new_ids(self.session, len(self.creates)), strict=True):
+                row.update(id=user_id, volunteer_no=f"ZY{user_id:08d}")
+            insert_rows(self.session, User, self.creates)
         update_rows(self.session, User, self.changes)
 
 
-def _volunteer_no(session: Session) -> sa.ColumnElement[str]:
+def _new_ids(session: Session, count: int) -> list[int]:
+    """`count` fresh ids for users: from the table's sequence on PostgreSQL (as an INSERT would
+    take them); on SQLite after the largest id, which is safe because the unit of work holds the
+    database's write lock (BEGIN IMMEDIATE) until it commits."""
     if session.get_bind().dialect.name == "sqlite":
-        return sa.func.printf("ZY%08d", User.id)
-    digits = sa.cast(User.id, sa.Text)
-    return sa.literal("ZY") + sa.case((User.id < 10**8, sa.func.lpad(digits, 8, "0")), else_=digits)
+        last = session.scalar(sa.select(sa.func.max(User.id))) or 0
+        return list(range(last + 1, last + 1 + count))
+    taken = sa.text("SELECT nextval(pg_get_serial_sequence('users', 'id')) FROM generate_series(1, :n)")
+    return list(session.scalars(taken, {"n": count}))
 
 
 KINDS: dict[str, type[Importer]] = {
