@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, flash, redirect, request, url_for
+from flask import Flask, current_app, flash, redirect, request, url_for
 
 import core.api
 import core.jobs
@@ -29,6 +29,8 @@ def init_app(app: Flask) -> None:
     core.jobs.register(app, jobs.jobs)
     cli.init_app(app)
 
+    app.url_value_preprocessor(_allow_large_imports)
+
     app.login_manager.user_loader(accounts.user_for_session)
     app.login_manager.login_view = "community.login"
     app.login_manager.unauthorized_handler(_send_to_sign_in)
@@ -37,3 +39,13 @@ def init_app(app: Flask) -> None:
 def _send_to_sign_in() -> Any:
     flash("请先登录", "info")
     return redirect(url_for("community.login", next=request.full_path.rstrip("?")))
+
+
+# Where a spreadsheet is uploaded, the request may be as large as IMPORT_MAX_BYTES. Set before any
+# before-request hook reads the form (the page's CSRF check does): url value preprocessors run first.
+IMPORT_ENDPOINTS = {"api.community_post_import", "community.admin_imports"}
+
+
+def _allow_large_imports(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    if endpoint in IMPORT_ENDPOINTS and request.method == "POST":
+        request.max_content_length = current_app.config["IMPORT_MAX_BYTES"]

@@ -46,7 +46,8 @@ def register(
     actor: User | None = None,
     password_hash: str | None = None,
 ) -> User:
-    """Create a resident. `password_hash` lets the demo seed reuse one hash for speed."""
+    """Create a resident, or let them claim the record an office imported for their phone number
+    (`_claim`). `password_hash` lets the demo seed reuse one hash for speed."""
     errors: dict[str, list[str]] = {}
     phone = phone.strip()
     name = name.strip()
@@ -106,8 +107,23 @@ def _insert_user(
         region = session.scalar(sa.select(Region).where(Region.code == region_code))
         if region is None:
             raise Invalid(errors={"region_code": [MESSAGES["region_not_found"]]})
-        if session.scalar(sa.select(User.id).where(User.phone == phone)):
-            raise Conflict("phone_taken")
+        existing = session.scalar(
+            sa.select(User).where(User.phone == phone).with_for_update().execution_options(populate_existing=True)
+        )
+        if existing is not None:
+            if not existing.claimable:
+                raise Conflict("phone_taken")
+            return _claim(
+                existing,
+                name=name,
+                password=password,
+                password_hash=password_hash,
+                digest=digest,
+                masked=masked,
+                guardian_consent=guardian_consent,
+                consent_public_name=consent_public_name,
+                now=now,
+            )
         if digest and session.scalar(sa.select(User.id).where(User.id_number_digest == digest)):
             raise Conflict("id_number_taken")
         user = User(
@@ -129,6 +145,48 @@ def _insert_user(
         audit.record(
             "user.register", "user", user.id, actor=actor or user, after=snapshot(user), region_id=region.id, now=now
         )
+    return user
+
+
+def _claim(
+    user: User,
+    *,
+    name: str,
+    password: str,
+    password_hash: str | None,
+    digest: str | None,
+    masked: str | None,
+    guardian_consent: bool,
+    consent_public_name: bool,
+    now: datetime,
+) -> User:
+    """Someone registers with the phone number of a resident a community office imported: the
+    record becomes theirs, keeping its grid, household and volunteer number, provided the name
+    is the one the office registered (and the ID number too, when both are known). Runs inside
+    `_insert_user`'s unit of work, the row locked."""
+    if user.name != name:
+        raise Conflict("claim_name_mismatch")
+    if digest and user.id_number_digest and user.id_number_digest != digest:
+        raise Conflict("id_number_mismatch")
+    if digest and not user.id_number_digest:
+        if db.session.scalar(sa.select(User.id).where(User.id_number_digest == digest)):
+            raise Conflict("id_number_taken")
+        user.id_number_digest, user.id_number_masked = digest, masked
+    before = snapshot(user)
+    user.password_hash = password_hash or hash_password(password)
+    user.password_changed_at = now
+    user.guardian_consent = user.guardian_consent or guardian_consent
+    user.consent_public_name = consent_public_name
+    audit.record(
+        "user.claim",
+        "user",
+        user.id,
+        actor=user,
+        before=before,
+        after=snapshot(user),
+        region_id=user.region_id,
+        now=now,
+    )
     return user
 
 

@@ -6,7 +6,7 @@ import json
 
 from flask import Response, request
 
-from community import accounts, privacy, queries, services, signin
+from community import accounts, imports, privacy, queries, services, signin
 from community.schemas import (
     ClosedSchema,
     CloseRequestSchema,
@@ -15,6 +15,9 @@ from community.schemas import (
     DepartmentSchema,
     GrantRequestSchema,
     GrantSchema,
+    ImportReportSchema,
+    ImportRequestSchema,
+    ImportTemplateQuery,
     RegionQuery,
     RegionSchema,
     RegisterSchema,
@@ -23,6 +26,7 @@ from community.schemas import (
     TokenSchema,
     UserSchema,
 )
+from core import sheets
 from core.api import Routes, paginate
 from core.db import db, utcnow
 from core.errors import DomainError, NotFound, problem
@@ -172,3 +176,24 @@ def list_departments(user, query):
 def create_department(user, data):
     """Add a department in a region the admin manages."""
     return services.create_department(actor=user, now=utcnow(), **data)
+
+
+@api.route("/imports", "POST", form=ImportRequestSchema, response=ImportReportSchema, errors=(409, 413), tag="people")
+def post_import(user, data):
+    """Import regions, departments, households or residents from .xlsx or .csv (dry run by default)."""
+    authorize(user, "admin")
+    upload = data["file"]
+    report = imports.run(
+        data["kind"], upload.stream, actor=user, dry_run=data["dry_run"], now=utcnow(), filename=upload.filename
+    )
+    return imports.as_dict(report)
+
+
+@api.route("/imports/template", query=ImportTemplateQuery, content_type=sheets.XLSX_TYPE, tag="people")
+def import_template(user, query):
+    """An empty .xlsx with the columns of one kind of import."""
+    authorize(user, "admin")
+    kind = query["kind"]
+    response = Response(imports.template(kind), mimetype=sheets.XLSX_TYPE)
+    response.headers["Content-Disposition"] = f'attachment; filename="import-{kind}.xlsx"'
+    return response

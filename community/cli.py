@@ -1,5 +1,5 @@
-"""Commands for operators: `flask admin create`, used by deployment scripts (idempotent), and
-`flask demo seed`.
+"""Commands for operators: `flask admin create`, used by deployment scripts (idempotent),
+`flask import KIND FILE` (bulk import, as the system) and `flask demo seed`.
 
 The demo county is the people domain's; each domain wired in after it adds its own demo data with
 `add_demo_seeder(app, seed)` in its `init_app`, so the seeders run in the composition order
@@ -8,13 +8,16 @@ The demo county is the people domain's; each domain wired in after it adds its o
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from community import demo, services
+from community import demo, imports, services
+from community.importers import KINDS
+from community.models import ROOT_LEVELS
 from core.db import utcnow
 from core.errors import DomainError
 
@@ -28,6 +31,7 @@ def init_app(app: Flask) -> None:
     app.extensions[DEMO_SEEDERS] = []
     app.cli.add_command(admin_cli)
     app.cli.add_command(demo_cli)
+    app.cli.add_command(import_rows)
 
 
 def add_demo_seeder(app: Flask, seed: Callable[[], str]) -> None:
@@ -42,18 +46,69 @@ def add_demo_seeder(app: Flask, seed: Callable[[], str]) -> None:
 @click.option("--phone", required=True)
 @click.option("--password", required=True)
 @click.option("--name", required=True)
-@click.option("--region-code", required=True, help="code of the root region (city or county)")
+@click.option("--region-code", required=True, help="code of the root region (province, city or county)")
 @click.option("--region-name", required=True)
-def create_admin(phone: str, password: str, name: str, region_code: str, region_name: str) -> None:
+@click.option(
+    "--level",
+    type=click.Choice(ROOT_LEVELS),
+    default=None,
+    help="the root's level; by default a 6-digit code tells it (xx0000 province, xxxx00 city, else county)",
+)
+def create_admin(phone: str, password: str, name: str, region_code: str, region_name: str, level: str | None) -> None:
     """Create the root region if missing and an admin scoped to it. Safe to run again."""
     try:
         user, created = services.ensure_admin(
-            phone=phone, password=password, name=name, region_code=region_code, region_name=region_name, now=utcnow()
+            phone=phone,
+            password=password,
+            name=name,
+            region_code=region_code,
+            region_name=region_name,
+            level=level,
+            now=utcnow(),
         )
     except DomainError as error:
         details = "; ".join(f"{k}: {', '.join(v)}" for k, v in (error.errors or {}).items())
         raise click.ClickException(f"{error.detail} {details}".strip()) from error
     click.echo(f"{'created' if created else 'exists'}: admin {user.name} ({user.phone}) over {region_code}")
+
+
+@click.command("import")
+@click.argument("kind", type=click.Choice(tuple(KINDS)))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="check every row and change nothing")
+def import_rows(kind: str, file: str, dry_run: bool) -> None:
+    """Import regions, departments, households or residents from an .xlsx or .csv file, all rows
+    or none (the same as POST /api/v1/imports, with the system's scope). Exit status 1 when a row
+    is refused; every refusal is listed with its row and column."""
+    with contextlib.ExitStack() as stack:
+        bars: list = []
+
+        def progress(done: int, total: int | None) -> None:
+            if not bars:
+                label = "检查" if dry_run else "导入"
+                bars.append(stack.enter_context(click.progressbar(length=max(total or 0, done), label=label)))
+            bar = bars[0]
+            bar.length = max(bar.length, done)
+            bar.update(done - bar.pos)
+
+        try:
+            stream = stack.enter_context(open(file, "rb"))  # closed by the stack
+            report = imports.run(
+                kind, stream, actor=None, dry_run=dry_run, now=utcnow(), filename=file, progress=progress
+            )
+        except DomainError as error:
+            raise click.ClickException(error.detail) from error
+    for error in report.errors:
+        click.echo(f"第 {error.row} 行 {error.column}: {error.message} [{error.code}]")
+    if report.error_count > len(report.errors):
+        click.echo(f"…… 另有 {report.error_count - len(report.errors)} 处错误未列出")
+    outcome = "dry run" if dry_run else ("applied" if report.applied else "refused, nothing changed")
+    click.echo(
+        f"{kind}: {report.rows} rows, {report.valid} valid, {report.created} created, {report.updated} updated, "
+        f"{report.skipped} skipped, {report.error_count} errors ({outcome})"
+    )
+    if report.error_count:
+        raise SystemExit(1)
 
 
 @demo_cli.command("seed")

@@ -16,8 +16,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from core.db import UTCDateTime, db, utcnow
 
 # Level rank: a region sits strictly below its parent's rank. 村 and 社区 are peers.
-LEVEL_RANK = {"city": 0, "county": 1, "township": 2, "village": 3, "community": 3, "grid": 4}
+LEVEL_RANK = {"province": 0, "city": 1, "county": 2, "township": 3, "village": 4, "community": 4, "grid": 5}
+# A tree starts at a province, a city or a county (a county office may run on its own).
+ROOT_LEVELS = ("province", "city", "county")
 LEVEL_NAMES = {
+    "province": "省",
     "city": "市",
     "county": "县/区",
     "township": "乡镇/街道",
@@ -115,6 +118,7 @@ class Household(db.Model):
     number: Mapped[str] = mapped_column(sa.String(32), unique=True)
     region_id: Mapped[int] = mapped_column(sa.ForeignKey("region.id", ondelete="RESTRICT"), index=True)
     address: Mapped[str | None] = mapped_column(sa.String(128))
+    head_name: Mapped[str | None] = mapped_column(sa.String(32))  # 户主姓名, as the roll gives it
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     region: Mapped[Region] = relationship()
@@ -171,6 +175,12 @@ class User(UserMixin, db.Model):
     @property
     def is_active(self) -> bool:
         return self.active
+
+    @property
+    def claimable(self) -> bool:
+        """Imported from a roll and never signed up: no password yet, so whoever registers with
+        this phone number and the same name takes the record over (community.accounts.register)."""
+        return not self.password_hash
 
     def grant_keys(self, role: str) -> set[tuple[str, int]]:
         return {(g.scope_type, g.scope_id) for g in self.grants if g.role == role}

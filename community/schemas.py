@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from marshmallow import fields, validate
 
 from community import pii
+from community.importers import KINDS
 from community.models import LEVEL_RANK, ROLES, SCOPE_TYPES
 from community.services import scope_label
 from core.api import BaseSchema, PageQuery
@@ -151,3 +154,57 @@ class DepartmentSchema(BaseSchema):
 class DepartmentQuery(PageQuery):
     region_code = fields.String(metadata={"description": "only departments in this region's subtree"})
     q = fields.String(validate=validate.Length(max=64))
+
+
+# Imports (API.md "Administration and onboarding") ------------------------------------------------
+
+IMPORT_KINDS = tuple(KINDS)
+
+
+class UploadField(fields.Field):
+    """A file of a multipart form: present and named, else "请选择文件"."""
+
+    default_error_messages: ClassVar[dict[str, str]] = {"invalid": "请选择要导入的文件（.xlsx 或 .csv）"}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not hasattr(value, "stream") or not getattr(value, "filename", ""):
+            raise self.make_error("invalid")
+        return value
+
+
+class ImportRequestSchema(BaseSchema):
+    file = UploadField(
+        required=True,
+        error_messages={"required": "请选择要导入的文件（.xlsx 或 .csv）"},
+        metadata={"type": "string", "format": "binary", "description": ".xlsx or .csv (UTF-8 or GBK)"},
+    )
+    kind = fields.String(
+        required=True, error_messages=REQUIRED, validate=validate.OneOf(IMPORT_KINDS, error="导入类型无效")
+    )
+    dry_run = fields.Boolean(load_default=True, metadata={"description": "check only (default); false applies"})
+
+
+class ImportErrorSchema(BaseSchema):
+    row = fields.Integer(metadata={"description": "spreadsheet row number; the header is row 1"})
+    column = fields.String()
+    code = fields.String()
+    message = fields.String()
+
+
+class ImportReportSchema(BaseSchema):
+    kind = fields.String()
+    rows = fields.Integer()
+    valid = fields.Integer()
+    created = fields.Integer()
+    updated = fields.Integer()
+    skipped = fields.Integer()
+    errors = fields.List(fields.Nested(ImportErrorSchema))
+    error_count = fields.Integer(metadata={"description": "all bad rows' errors; `errors` lists at most 5,000"})
+    dry_run = fields.Boolean()
+    applied = fields.Boolean(metadata={"description": "true when a real run wrote the file"})
+
+
+class ImportTemplateQuery(BaseSchema):
+    kind = fields.String(
+        required=True, error_messages=REQUIRED, validate=validate.OneOf(IMPORT_KINDS, error="导入类型无效")
+    )

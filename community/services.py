@@ -16,7 +16,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from community.messages import MESSAGES
-from community.models import LEVEL_RANK, ROLE_SCOPES, ROLES, SCOPE_TYPES, Department, Region, RoleGrant, User
+from community.models import (
+    LEVEL_RANK,
+    ROLE_SCOPES,
+    ROLES,
+    ROOT_LEVELS,
+    SCOPE_TYPES,
+    Department,
+    Region,
+    RoleGrant,
+    User,
+)
 from core import audit
 from core.bounds import INT_MAX, parse_int
 from core.db import db, unit_of_work
@@ -83,7 +93,7 @@ def create_region(
     if not name or len(name) > 64:
         errors["name"] = ["请填写名称（不超过 64 字）"]
     if level not in LEVEL_RANK:
-        errors["level"] = ["层级须为 city、county、township、village、community 或 grid"]
+        errors["level"] = ["层级须为 " + "、".join(LEVEL_RANK)]
     if errors:
         raise Invalid(errors=errors)
     with unit_of_work() as session:
@@ -97,8 +107,8 @@ def create_region(
             if parent is None:
                 authorize(actor, "admin", _Nowhere())
             authorize(actor, "admin", parent)
-        if parent is None and LEVEL_RANK[level] > LEVEL_RANK["county"]:
-            raise Invalid("region_level_invalid", errors={"level": ["顶级地区须为市或县/区"]})
+        if parent is None and level not in ROOT_LEVELS:
+            raise Invalid("region_level_invalid", errors={"level": ["顶级地区须为省、市或县/区"]})
         if parent is not None and LEVEL_RANK[level] <= LEVEL_RANK[parent.level]:
             raise Invalid("region_level_invalid", errors={"level": [MESSAGES["region_level_invalid"]]})
         if region_by_code(code, session=session) is not None:
@@ -284,17 +294,45 @@ def admin_regions(user: User, roles: tuple[str, ...] = ("admin", "reviewer")) ->
     return list(db.session.scalars(sa.select(Region).where(Region.id.in_(ids)).order_by(Region.path)))
 
 
+def root_level_of(code: str) -> str:
+    """The level a root's code implies: a national 6-digit code (GB/T 2260) ending in 0000 is a
+    province, in 00 a city, any other a county; a code of another shape is taken for a county."""
+    if len(code) == 6 and code.isascii() and code.isdigit():
+        if code.endswith("0000"):
+            return "province"
+        if code.endswith("00"):
+            return "city"
+    return "county"
+
+
 def ensure_admin(
-    *, phone: str, password: str, name: str, region_code: str, region_name: str, now: datetime
+    *,
+    phone: str,
+    password: str,
+    name: str,
+    region_code: str,
+    region_name: str,
+    now: datetime,
+    level: str | None = None,
 ) -> tuple[User, bool]:
-    """The CLI's `admin create`: a root region if missing and an admin over it. Idempotent."""
+    """The CLI's `admin create`: a root region if missing and an admin over it. Idempotent.
+
+    The root's level is `level`, or the one its code implies (`root_level_of`)."""
     from community import accounts
 
+    region_code = region_code.strip()
     region = region_by_code(region_code)
     if region is None:
         region = create_region(
-            actor=None, code=region_code, name=region_name, level="county", parent_code=None, now=now
+            actor=None,
+            code=region_code,
+            name=region_name,
+            level=level or root_level_of(region_code),
+            parent_code=None,
+            now=now,
         )
+    elif level and region.level != level:
+        raise Conflict("region_level_invalid", f"地区 {region_code} 已存在，层级为{region.level_name}")
     user = db.session.scalar(sa.select(User).where(User.phone == phone))
     created = False
     if user is None:

@@ -6,15 +6,19 @@ field errors on the same page (a friendly message, never a 500).
 
 from __future__ import annotations
 
+import json
+import shutil
+import tempfile
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from community import accounts, queries, services, signin
+from community import accounts, imports, queries, services, signin
 from community import privacy as rights
 from community.balances import balance
+from community.importers import KINDS
 from community.models import LEVEL_NAMES, LEVEL_RANK, ROLE_NAMES, ROLE_SCOPES, Region
 from community.schemas import ResidentOut
 from core import clock
@@ -351,3 +355,78 @@ def admin_revoke_role(grant_id: int):
         services.revoke_role(actor=current_user, grant_id=grant_id, now=utcnow())
         flash("已撤销授权", "success")
     return redirect(url_for("community.admin_roles"))
+
+
+# Imports -------------------------------------------------------------------------------------
+
+IMPORT_KIND_NAMES = {"regions": "地区", "departments": "部门", "households": "户", "residents": "居民"}
+
+
+@bp.route("/admin/imports", methods=["GET", "POST"])
+@login_required
+def admin_imports():
+    """Upload a spreadsheet, read the dry run's report, then apply. The page's script asks for
+    `application/x-ndjson` and gets the progress batch by batch and the report's HTML at the end;
+    without the script the form posts and the report comes back on the page."""
+    _admin_roots()
+    if request.method == "GET":
+        return _imports_page({"kind": request.args.get("kind", "residents")})
+    form = request.form.to_dict()
+    dry_run = form.get("dry_run", "1") != "0"
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return _imports_page(form, errors={"file": ["请选择要导入的文件（.xlsx 或 .csv）"]}), 422
+    if "application/x-ndjson" in request.headers.get("Accept", ""):
+        return _streamed_import(form.get("kind", ""), upload, dry_run)
+    try:
+        report = imports.run(
+            form.get("kind", ""), upload.stream, actor=current_user, dry_run=dry_run, now=utcnow(),
+            filename=upload.filename,
+        )  # fmt: skip
+    except DomainError as error:
+        return _imports_page(form, errors=error.field_errors()), error.status
+    return _imports_page(form, report=report)
+
+
+def _imports_page(form: dict[str, Any], *, report: Any = None, errors: dict | None = None) -> str:
+    return render_template(
+        "community/admin_imports.html",
+        form=form,
+        report=report,
+        errors=errors or {},
+        kinds=KINDS,
+        kind_names=IMPORT_KIND_NAMES,
+    )
+
+
+def _streamed_import(kind: str, upload: Any, dry_run: bool) -> Response:
+    """One JSON line per batch (`{"done", "total"}`), then `{"html"}`, the report as the page shows
+    it (or `{"error"}`). The import runs while the lines are sent, in the request's context."""
+    actor, filename = current_user._get_current_object(), upload.filename
+    # Flask closes the request's files when the view returns, before the lines are sent: the
+    # import reads a copy of its own.
+    copy = tempfile.TemporaryFile()  # noqa: SIM115 (closed with the response)
+    shutil.copyfileobj(upload.stream, copy)
+    copy.seek(0)
+
+    def lines():
+        work = imports.steps(kind, copy, actor=actor, dry_run=dry_run, now=utcnow(), filename=filename)
+        try:
+            while True:
+                try:
+                    done, total = next(work)
+                except StopIteration as finished:
+                    report = finished.value
+                    break
+                yield json.dumps({"done": done, "total": total}) + "\n"
+        except DomainError as error:
+            yield json.dumps({"error": error.text}, ensure_ascii=False) + "\n"
+            return
+        html = render_template("community/_import_report.html", report=report, kind_names=IMPORT_KIND_NAMES)
+        yield json.dumps({"done": report.rows, "total": report.rows, "html": html}, ensure_ascii=False) + "\n"
+
+    response = Response(stream_with_context(lines()), mimetype="application/x-ndjson")
+    response.call_on_close(copy.close)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Accel-Buffering"] = "no"  # a proxy passes each line on at once
+    return response

@@ -107,6 +107,7 @@ class RouteSpec:
     endpoint: str  # `<module's domain>_<function>`, under the blueprint's name
     body: type[Schema] | None
     query: type[Schema] | None
+    form: type[Schema] | None  # a multipart/form-data body (a file upload), instead of JSON
     response: type[Schema] | None
     status: int
     auth: bool
@@ -142,6 +143,7 @@ class Routes:
         *,
         body: type[Schema] | None = None,
         query: type[Schema] | None = None,
+        form: type[Schema] | None = None,
         response: type[Schema] | None = None,
         status: int = 200,
         auth: bool = True,
@@ -157,6 +159,7 @@ class Routes:
 
         `idempotent`: the route accepts an `Idempotency-Key` header; a repeat gets the first response.
         The view then also gets `idempotency_key` (the client's, or a fresh one when none was sent).
+        `form`: the body is multipart/form-data (fields and files), loaded by this schema into `data`.
         """
 
         def declare(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -168,6 +171,7 @@ class Routes:
                 endpoint=f"{domain}_{func.__name__}",
                 body=body,
                 query=query,
+                form=form,
                 response=response,
                 status=status,
                 auth=auth,
@@ -320,6 +324,8 @@ def _handler(spec: RouteSpec) -> Callable[..., Any]:
             kwargs["query"] = _validated(spec.query(), request.args.to_dict())
         if spec.body is not None:
             kwargs["data"] = _load_body(spec.body)
+        if spec.form is not None:
+            kwargs["data"] = _validated(spec.form(), {**request.form.to_dict(), **request.files.to_dict()})
         if not spec.idempotent:
             return render(func(user=user, **kwargs))
         key = idempotency.request_key()
@@ -410,6 +416,9 @@ def openapi_document(routes: Iterable[RouteSpec], title: str, version: str) -> d
             operation["parameters"] = parameters
         if route.body is not None:
             operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": route.body}}}
+        if route.form is not None:
+            content = {"multipart/form-data": {"schema": route.form}}
+            operation["requestBody"] = {"required": True, "content": content}
         ok: dict[str, Any] = {"description": "OK"}
         if route.content_type:
             ok["content"] = {route.content_type: {"schema": {"type": "string", "format": "binary"}}}
@@ -419,7 +428,7 @@ def openapi_document(routes: Iterable[RouteSpec], title: str, version: str) -> d
             ok["content"] = {"application/json": {"schema": body_schema}}
         responses: dict[str, Any] = {str(route.status): ok}
         codes = set(route.errors)
-        if route.body is not None:
+        if route.body is not None or route.form is not None:
             codes |= {400, 422}
         if route.query is not None:
             codes.add(422)

@@ -46,6 +46,8 @@ class Config:
     JSON_AS_ASCII = False
     # Requests larger than this are refused (413) before they are read: a photo is at most 8 MB.
     MAX_CONTENT_LENGTH = 10 * 1024 * 1024
+    # An import's spreadsheet may be larger (a county's residents as .csv: about 60 bytes a row).
+    IMPORT_MAX_BYTES = _int("MORALCREDIT_IMPORT_MAX_MB", 100) * 1024 * 1024
 
     # Sessions: signed cookies (the app tier keeps no state), idle timeout slides on each request.
     PERMANENT_SESSION_LIFETIME = timedelta(minutes=_int("MORALCREDIT_IDLE_MINUTES", 30))

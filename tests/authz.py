@@ -102,6 +102,7 @@ class Case:
     expect: dict[str, int] = field(default_factory=dict)
     body: Value = None
     page: bool = False
+    multipart: bool = False  # an API route whose body is a form with a file (an import)
     setup: Callable[[World], None] | None = None
 
     def status_for(self, actor: str) -> int:
@@ -138,6 +139,8 @@ def send(client: FlaskClient, case: Case, world: World, actor: str):
             kwargs["data"] = {**(body or {}), "csrf_token": csrf_token(client)}
         return client.open(path, method=case.method, **kwargs)
     headers = f.bearer(who) if who is not None else {}
+    if case.multipart:
+        return client.open(path, method=case.method, data=body, headers=headers)
     return client.open(path, method=case.method, json=body, headers=headers)
 
 

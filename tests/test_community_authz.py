@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from community import services
@@ -31,6 +33,16 @@ def _grant_to_target(w: World) -> int:
 
 
 SIGNED_IN = {"anonymous": 401}
+# An import is an admin's; an admin elsewhere gets the report, with every row outside their scope
+# refused as a row error (tested in test_community_imports), not a 403.
+IMPORTERS = {"admin": 200, "admin_elsewhere": 200, "anonymous": 401}
+
+
+def _department_file(w: World) -> dict:
+    content = "名称,地区编码\n桃花江镇文明办,430101\n".encode()
+    return {"kind": "departments", "dry_run": "false", "file": (io.BytesIO(content), "departments.csv")}
+
+
 ADMIN_ONLY = {"admin": 201, "anonymous": 401}
 
 CASES = [
@@ -99,6 +111,8 @@ CASES = [
         ADMIN_ONLY,
         body={"name": "桃花江镇文明办", "region_code": "430101"},
     ),
+    Case("import", "POST", "/api/v1/imports", 403, IMPORTERS, body=_department_file, multipart=True),
+    Case("import template", "GET", "/api/v1/imports/template?kind=residents", 403, IMPORTERS),
     # Pages: anonymous callers are sent to sign in (302); the wrong role gets a friendly 403 page.
     Case("home page", "GET", "/", 200, page=True),
     Case("privacy page", "GET", "/privacy", 200, page=True),
@@ -156,6 +170,23 @@ CASES = [
         403,
         {"admin": 200, "admin_elsewhere": 200, "anonymous": 302},
         page=True,
+    ),
+    Case(
+        "admin imports page",
+        "GET",
+        "/admin/imports",
+        403,
+        {"admin": 200, "admin_elsewhere": 200, "anonymous": 302},
+        page=True,
+    ),
+    Case(
+        "admin import form",
+        "POST",
+        "/admin/imports",
+        403,
+        {"admin": 200, "admin_elsewhere": 200, "anonymous": 302},
+        page=True,
+        body=_department_file,
     ),
     # Admin forms redirect back with a flash; whether the change happened is checked below.
     Case(
@@ -231,3 +262,14 @@ def test_only_an_admin_in_scope_can_grant_or_revoke_through_the_form(client, wor
 
     db.session.expire_all()
     assert bool(target.grant_keys("organizer")) == (actor == "admin")
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+def test_only_an_admin_in_scope_can_import_a_department(client, world, actor):
+    check(client, CASES[[c.name for c in CASES].index("import")], world, actor)
+    from community.models import Department
+    from core.db import db
+
+    db.session.expire_all()
+    imported = db.session.query(Department).filter_by(name="桃花江镇文明办").count()
+    assert imported == (1 if actor == "admin" else 0)
