@@ -26,7 +26,7 @@ from citydemo.bulk import Writer
 from citydemo.people import People
 from citydemo.places import City, Township, Village
 from exchange.demo import GOODS
-from points.archive import entry_hash
+from points.archive import HASHED_FIELDS, entry_hash
 from points.ledger import fingerprint
 from points.models import GENESIS
 from points.rules import Rule, credit
@@ -99,24 +99,7 @@ TRANSFER = [
     "details",
     "created_at",
 ]
-ENTRY = [
-    "id",
-    "user_id",
-    "seq",
-    "kind",
-    "occurred_at",
-    "recorded_at",
-    "summary",
-    "points",
-    "service_minutes",
-    "manual",
-    "details",
-    "transfer_id",
-    "cause_type",
-    "cause_id",
-    "prev_hash",
-    "hash",
-]
+ENTRY = ["id", *HASHED_FIELDS, "hash"]  # the hash covers every column but the id and itself
 REDEMPTION = [
     "id",
     "store_id",
@@ -487,26 +470,8 @@ class Year:
         entry = SimpleNamespace(user_id=user_id, seq=resident.seq, prev_hash=resident.head, **values)
         entry.hash = entry_hash(entry)
         resident.head = entry.hash
-        self.buffers["archive_entry"].append(
-            (
-                self._id("archive_entry"),
-                user_id,
-                entry.seq,
-                entry.kind,
-                entry.occurred_at,
-                entry.recorded_at,
-                entry.summary,
-                entry.points,
-                entry.service_minutes,
-                entry.manual,
-                entry.details,
-                entry.transfer_id,
-                entry.cause_type,
-                entry.cause_id,
-                entry.prev_hash,
-                entry.hash,
-            )
-        )
+        row = (self._id("archive_entry"), *(getattr(entry, name) for name in HASHED_FIELDS), entry.hash)
+        self.buffers["archive_entry"].append(row)
 
     def _transfer(
         self, at: datetime, source: int, target: int, amount: int, kind: str, key: str, cause: tuple[str, str], **more
