@@ -111,6 +111,8 @@ def test_the_cli_seeds_the_tiny_city(app):
     assert "益阳市 (test)" in result.output and "rows/s" in result.output
     fresh()
     assert count(User) > 300 and count(Attendance) > 100
+    checked = app.test_cli_runner().invoke(args=["ledger", "check"])
+    assert checked.exit_code == 0 and checked.output.strip().endswith(": 0 problems"), checked.output
 
 
 # --- walks in pages ------------------------------------------------------------------------------
