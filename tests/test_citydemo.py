@@ -129,10 +129,33 @@ def test_keyset_pages_visit_each_row_once_in_order(city, size):
 
 def test_resident_pages_cross_boundaries_without_loss_or_repeat(city):
     owners = set(db.session.scalars(sa.select(Account.owner_id).where(Account.kind == "resident")))
+    # Archive rows of residents without an account (a removed account): inside the owners' id
+    # range and beyond the last owner. The walk must still reach them, for verify to report them.
+    others = db.session.scalars(sa.select(User.id).where(User.id.not_in(owners)).order_by(User.id)).all()
+    strays = [next(u for u in others if u > min(owners)), others[-1]]
+    assert strays[-1] > max(owners)
+    for user_id in strays:
+        db.session.add(
+            ArchiveEntry(
+                user_id=user_id,
+                seq=1,
+                kind="adjustment",
+                occurred_at=utcnow(),
+                recorded_at=utcnow(),
+                summary="无账户的档案",
+                points=0,
+                prev_hash="0" * 64,
+                hash="f" * 64,
+            )
+        )
+    db.session.commit()
+    everyone = sorted(owners | set(strays))
     for size in (1, 2, 5, len(owners), len(owners) + 1):
         pages = list(archive.resident_pages(db.session, size=size))
         seen = [user_id for page in pages for user_id in page]
-        assert seen == sorted(owners), size
+        assert seen == everyone, size
+    broken = {user_id for user_id, result in archive.verify_all(db.session, size=3) if not result.ok}
+    assert broken == set(strays)
 
 
 def test_verify_archives_job_checks_each_resident_once_with_tiny_pages(city, app, monkeypatch):
