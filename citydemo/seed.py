@@ -52,7 +52,7 @@ def seed(scale_name: str, *, progress: bool = True) -> str:
     if scale_name not in SCALES:
         raise click.BadParameter(f"one of {', '.join(SCALES)}", param_hint="--scale")
     if db.session.scalar(sa.select(sa.func.count()).select_from(User)):
-        return "database already holds people; the bulk seed needs an empty one (flask db upgrade on a new database)"
+        raise click.ClickException("database already holds people; the bulk seed needs a new, migrated database")
     scale = SCALES[scale_name]
     began = time.perf_counter()
     now = utcnow().replace(minute=0, second=0, microsecond=0)
