@@ -42,6 +42,7 @@ bench: install-dev
 	$(BIN)/python bench/bench_auth.py
 	$(BIN)/python bench/bench_ledger.py
 	$(BIN)/python bench/economy_long.py
+	$(BIN)/python bench/bench_stats.py
 
 ## Where one check-in, check-out and redemption spend their time (pyinstrument, SQL statement counts)
 profile: install-dev

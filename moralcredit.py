@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Flask
 
+import citydemo
 import community
 import exchange
 import points
@@ -29,5 +30,6 @@ def create_app(env: str | None = None, overrides: dict[str, Any] | None = None) 
     points.init_app(app)
     volunteer.init_app(app)
     exchange.init_app(app)
+    citydemo.init_app(app)  # bulk demo data: fills every domain's tables, so it comes after them
     maybe_start_scheduler(app)  # last: it schedules the jobs the domains registered
     return app

@@ -22,6 +22,7 @@ from core.db import utcnow
 from core.errors import DomainError
 
 DEMO_SEEDERS = "community.demo_seeders"
+SCALE_SEEDER = "community.scale_seeder"
 
 admin_cli = AppGroup("admin", help="管理员账号 (administrator accounts)")
 demo_cli = AppGroup("demo", help="演示数据 (demo data)")
@@ -40,6 +41,12 @@ def add_demo_seeder(app: Flask, seed: Callable[[], str]) -> None:
         app.extensions[DEMO_SEEDERS].append(seed)
     except KeyError:
         raise RuntimeError("community.init_app(app) must come before a domain adds demo data") from None
+
+
+def set_scale_seeder(app: Flask, seed: Callable[..., str], scales: tuple[str, ...]) -> None:
+    """Let `flask demo seed --scale NAME` call `seed(NAME, progress=True)` (bulk data, one of
+    `scales`) instead of building the small demo county."""
+    app.extensions[SCALE_SEEDER] = (seed, scales)
 
 
 @admin_cli.command("create")
@@ -113,8 +120,15 @@ def import_rows(kind: str, file: str, dry_run: bool) -> None:
 
 @demo_cli.command("seed")
 @click.option("--force", is_flag=True, help="seed even if the database already holds people")
-def seed(force: bool) -> None:
-    """Fill an empty database with a realistic demo county."""
+@click.option("--scale", help="bulk data instead of the small county: city, county, pct1 or test (an empty database)")
+def seed(force: bool, scale: str | None) -> None:
+    """Fill an empty database with a realistic demo county (or, with --scale, a city in bulk)."""
+    if scale is not None:
+        bulk, scales = current_app.extensions.get(SCALE_SEEDER, (None, ()))
+        if bulk is None or scale not in scales:
+            raise click.BadParameter(f"one of {', '.join(scales) or '(none on this app)'}", param_hint="--scale")
+        click.echo(bulk(scale, progress=True))
+        return
     result = demo.seed(force=force)
     click.echo(result)
     if "skipped" not in result:

@@ -43,6 +43,8 @@ class Config:
     SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict] = {"pool_pre_ping": True}
     TIMEZONE = os.environ.get("MORALCREDIT_TIMEZONE", "Asia/Shanghai")
     SCHEDULER = os.environ.get("MORALCREDIT_SCHEDULER", "on")
+    # Jobs that walk every resident take this many rows a page (core.db.keyset_pages).
+    JOB_BATCH_SIZE = _int("MORALCREDIT_JOB_BATCH_SIZE", 2000)
     JSON_AS_ASCII = False
     # Requests larger than this are refused (413) before they are read: a photo is at most 8 MB.
     MAX_CONTENT_LENGTH = 10 * 1024 * 1024

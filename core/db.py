@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app, has_app_context
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -161,3 +162,34 @@ def insert_if_absent(
     if returning:
         return session.scalars(statement.returning(model)).one_or_none()
     return session.execute(statement).rowcount == 1
+
+
+# Jobs that walk every resident (or every row of a growing table) take this many at a time: each
+# page is its own short read, and each page that writes is its own unit of work, so memory and lock
+# time stay bounded however large the region grows.
+BATCH_SIZE = 2000
+
+
+def batch_size() -> int:
+    """The page size of the app's walks (`JOB_BATCH_SIZE`; tests make it tiny to cross pages)."""
+    return int(current_app.config.get("JOB_BATCH_SIZE", BATCH_SIZE)) if has_app_context() else BATCH_SIZE
+
+
+def keyset_pages(session: Session, statement: sa.Select, key: Any, *, size: int = BATCH_SIZE) -> Iterator[list[Any]]:
+    """The rows of `statement` in pages of `size`, ordered by the unique column `key`, which must be
+    the first column selected. Each page is a query of its own that starts after the last key of
+    the page before (keyset pagination): no server-side cursor stays open, the caller may commit or
+    roll back between pages, and rows inserted behind the walk are not visited twice."""
+    if size < 1:
+        raise ValueError("a page holds at least one row")
+    last = None
+    while True:
+        page = statement.order_by(key).limit(size)
+        if last is not None:
+            page = page.where(key > last)
+        rows = session.execute(page).all()
+        if rows:
+            yield rows
+        if len(rows) < size:
+            return
+        last = rows[-1][0]

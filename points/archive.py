@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from core.db import batch_size, keyset_pages
 from points import ledger
 from points.models import GENESIS, Account, ArchiveEntry, Transfer
 
@@ -181,12 +183,40 @@ def verify(session: Session, user_id: int) -> Verification:
     return Verification(not problems, count, first_bad, problems)
 
 
-def residents_with_entries(session: Session) -> list[int]:
-    """Every resident with an archive or a ledger account (an emptied archive still counts)."""
-    owners = sa.select(Account.owner_id.label("user_id")).where(Account.kind == "resident")
-    writers = sa.select(ArchiveEntry.user_id.label("user_id")).distinct()
-    both = sa.union(owners, writers).subquery()
-    return list(session.scalars(sa.select(both.c.user_id).order_by(both.c.user_id)))
+def verify_all(session: Session, *, size: int | None = None) -> Iterator[tuple[int, Verification]]:
+    """`verify` for every resident with an account or an archive, a page of `size` at a time."""
+    for page in resident_pages(session, size=size):
+        for user_id in page:
+            yield user_id, verify(session, user_id)
+
+
+def resident_pages(session: Session, *, size: int | None = None) -> Iterator[list[int]]:
+    """Every resident with a ledger account or an archive (an emptied archive still counts), in id
+    order, `size` accounts at a time (default: the app's batch size): a walk over a city's residents in bounded memory.
+
+    The accounts are paged by owner id (keyset); each page also takes the archive writers in its id
+    range that have no account (a removed account is a break `verify` must report)."""
+    size = size or batch_size()
+    accounts = sa.select(Account.owner_id).where(Account.kind == "resident", Account.owner_type == "user")
+    last = 0
+    for rows in keyset_pages(session, accounts, Account.owner_id, size=size):
+        owners = [row[0] for row in rows]
+        full = len(owners) == size
+        yield _with_writers(session, owners, last, owners[-1] if full else None)
+        last = owners[-1]
+        if not full:
+            return
+    # No account after `last` (or none at all): the archive writers beyond it, if any.
+    tail = _with_writers(session, [], last, None)
+    if tail:
+        yield tail
+
+
+def _with_writers(session: Session, owners: list[int], after: int, upto: int | None) -> list[int]:
+    writers = sa.select(ArchiveEntry.user_id).where(ArchiveEntry.user_id > after).distinct()
+    if upto is not None:
+        writers = writers.where(ArchiveEntry.user_id <= upto)
+    return sorted(set(owners) | set(session.scalars(writers)))
 
 
 def entries(session: Session, user_id: int) -> list[ArchiveEntry]:

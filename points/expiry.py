@@ -18,7 +18,7 @@ from sqlalchemy.orm import aliased
 
 from community.models import Region, User
 from core import clock
-from core.db import db, unit_of_work
+from core.db import batch_size, db, keyset_pages, unit_of_work
 from points import awards, ledger, policies
 from points.models import Account, ArchiveEntry, Transfer
 
@@ -83,32 +83,51 @@ def next_lapse(user: User, today: date) -> Lapse | None:
     return Lapse(lapsing(db.session, user.id, cutoff), cutoff, settles)
 
 
-def apply(*, now: datetime) -> int:
-    """For every region whose settlement day is today (local time), lapse old points. Idempotent."""
+def apply(*, now: datetime, size: int | None = None) -> int:
+    """For every region whose settlement day is today (local time), lapse old points. Idempotent.
+
+    Residents are walked in pages of `size` (keyset by id; only those holding points, the only ones
+    with anything to lapse), each page settled in one unit of work that locks its residents in id
+    order: a city's 1.2M residents pass in bounded memory, a few thousand per transaction."""
     today = clock.today(now)
     cutoff = cutoff_for(today)
     lapsed = 0
-    users = db.session.execute(sa.select(User.id, User.region_id).order_by(User.id)).all()
     settles_today: dict[int, bool] = {}
-    for user_id, region_id in users:
-        if region_id not in settles_today:
-            policy = policies.policy_for(db.session, db.session.get(Region, region_id))
-            settles_today[region_id] = policy.expiry == "annual" and (today.month, today.day) == (
-                policy.settlement_month,
-                policy.settlement_day,
-            )
-        if not settles_today[region_id]:
+    holders = (
+        sa.select(User.id, User.region_id)
+        .join(Account, sa.and_(Account.kind == "resident", Account.owner_type == "user", Account.owner_id == User.id))
+        .where(Account.balance > 0)
+    )
+    for page in keyset_pages(db.session, holders, User.id, size=size or batch_size()):
+        due = []
+        for user_id, region_id in page:
+            if region_id not in settles_today:
+                policy = policies.policy_for(db.session, db.session.get(Region, region_id))
+                settles_today[region_id] = policy.expiry == "annual" and (today.month, today.day) == (
+                    policy.settlement_month,
+                    policy.settlement_day,
+                )
+            if settles_today[region_id]:
+                due.append(user_id)
+        if not due:
             continue
-        key = f"expiry:{user_id}:{today.year}"
+        # Many residents in one transaction, locked in id order: every other writer holds at most one
+        # resident (ledger.hold), so no two transactions can wait on each other in a cycle.
         with unit_of_work() as session:
-            # Lock first, then count: a redemption or void racing the job waits for it.
-            ledger.hold(session, user_id)
-            if session.scalar(sa.select(Transfer.id).where(Transfer.idempotency_key == key)) is not None:
-                continue
-            points = lapsing(session, user_id, cutoff)
-            if points <= 0:
-                continue
-            lapsed += awards.expire(
-                session, user_id=user_id, points=points, key=key, now=now, cutoff=cutoff.isoformat(), year=today.year
-            )
+            for user_id in due:
+                lapsed += _lapse(session, user_id, cutoff=cutoff, now=now, year=today.year)
     return lapsed
+
+
+def _lapse(session, user_id: int, *, cutoff: date, now: datetime, year: int) -> int:
+    key = f"expiry:{user_id}:{year}"
+    # Lock first, then count: a redemption or void racing the job waits for it.
+    ledger.hold(session, user_id)
+    if session.scalar(sa.select(Transfer.id).where(Transfer.idempotency_key == key)) is not None:
+        return 0
+    points = lapsing(session, user_id, cutoff)
+    if points <= 0:
+        return 0
+    return awards.expire(
+        session, user_id=user_id, points=points, key=key, now=now, cutoff=cutoff.isoformat(), year=year
+    )

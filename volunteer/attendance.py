@@ -28,7 +28,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from community import accounts
 from community.models import User
 from core import audit, clock
-from core.db import db, unit_of_work
+from core.db import batch_size, db, keyset_pages, unit_of_work
 from core.errors import Conflict, Invalid, NotFound, message
 from core.security import authorize
 from points import awards, duties, policies
@@ -615,34 +615,35 @@ def confirm(
         )
 
 
-def close_missed_checkouts(*, now: datetime) -> int:
+def close_missed_checkouts(*, now: datetime, size: int | None = None) -> int:
     """At an activity's end (plus grace), close open attendances at the end time, marked 'auto'.
     Only a check-in was scanned, so nothing is credited: the organizer confirms the time as a
-    make-up, which a reviewer approves (the four-eyes rule)."""
-    due = db.session.scalars(
+    make-up, which a reviewer approves (the four-eyes rule). A page of `size` attendances (keyset
+    by id) is closed per unit of work, so a backlog of any size passes in bounded memory."""
+    due = (
         sa.select(Attendance.id)
         .join(Activity)
         .where(Attendance.status == "open", Activity.ends_at <= now - tokens.CLOSE_AFTER)
-        .order_by(Attendance.id)
-    ).all()
-
-    db.session.rollback()
-    for attendance_id in due:
+    )
+    closed = 0
+    for page in keyset_pages(db.session, due, Attendance.id, size=size or batch_size()):
         with unit_of_work() as session:
-            row = session.get(Attendance, attendance_id, with_for_update=True, populate_existing=True)
-            if row.status != "open":
-                continue
-            row.checked_out_at = max(row.checked_in_at, row.activity.ends_at)
-            row.method_out, row.status, row.updated_at = "auto", "auto", now
-            audit.record(
-                "attendance.auto_close",
-                "attendance",
-                row.id,
-                after={"checked_out_at": row.checked_out_at, "credited_minutes": 0},
-                region_id=row.activity.region_id,
-                now=now,
-            )
-    return len(due)
+            for (attendance_id,) in page:
+                row = session.get(Attendance, attendance_id, with_for_update=True, populate_existing=True)
+                if row.status != "open":
+                    continue
+                row.checked_out_at = max(row.checked_in_at, row.activity.ends_at)
+                row.method_out, row.status, row.updated_at = "auto", "auto", now
+                audit.record(
+                    "attendance.auto_close",
+                    "attendance",
+                    row.id,
+                    after={"checked_out_at": row.checked_out_at, "credited_minutes": 0},
+                    region_id=row.activity.region_id,
+                    now=now,
+                )
+                closed += 1
+    return closed
 
 
 def _plain(value):

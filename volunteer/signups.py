@@ -16,7 +16,7 @@ from flask import current_app
 
 from community.models import User
 from core import audit
-from core.db import db, unit_of_work
+from core.db import batch_size, db, keyset_pages, unit_of_work
 from core.errors import Conflict, NotFound
 from core.notify import queue
 from core.security import authorize, covers
@@ -209,39 +209,39 @@ def decide(*, actor: User, activity_id: int, signup_id: int, approve: bool, now:
 REMINDERS = (("hour", timedelta(0), timedelta(hours=1)), ("day", timedelta(hours=1), timedelta(days=1)))
 
 
-def queue_reminders(*, now: datetime) -> int:
+def queue_reminders(*, now: datetime, size: int | None = None) -> int:
     """Tell each confirmed volunteer once when their activity is less than a day away, and once
-    more when it is less than an hour away (only the hour's reminder if they signed up that late)."""
+    more when it is less than an hour away (only the hour's reminder if they signed up that late).
+    Sign-ups are read a page of `size` at a time (keyset by id), each page queued in its own unit
+    of work: a city's busy Saturday passes in bounded memory."""
     zone = ZoneInfo(current_app.config["TIMEZONE"])
-    due = []
+    queued = 0
     for label, nearer, farther in REMINDERS:
-        due += [
-            (label, *row)
-            for row in db.session.execute(
-                sa.select(Signup.user_id, Activity.id, Activity.title, Activity.starts_at, Activity.address)
-                .join(Activity)
-                .where(
-                    Signup.status == "confirmed",
-                    Activity.status == "published",
-                    Activity.starts_at > now + nearer,
-                    Activity.starts_at <= now + farther,
-                )
-            ).all()
-        ]
-    db.session.rollback()
-    with unit_of_work() as session:
-        for label, user_id, activity_id, title, starts_at, address in due:
-            when = starts_at.astimezone(zone).strftime("%m月%d日 %H:%M")
-            queue(
-                session,
-                user_id=user_id,
-                kind="reminder",
-                title=f"活动提醒：{title}",
-                body=f"您报名的「{title}」将于 {when} 开始，地点：{address}。请准时到场扫码签到。",
-                key=f"remind:{label}:{activity_id}:{user_id}",
-                now=now,
+        due = (
+            sa.select(Signup.id, Signup.user_id, Activity.id, Activity.title, Activity.starts_at, Activity.address)
+            .join(Activity)
+            .where(
+                Signup.status == "confirmed",
+                Activity.status == "published",
+                Activity.starts_at > now + nearer,
+                Activity.starts_at <= now + farther,
             )
-    return len(due)
+        )
+        for page in keyset_pages(db.session, due, Signup.id, size=size or batch_size()):
+            with unit_of_work() as session:
+                for _signup_id, user_id, activity_id, title, starts_at, address in page:
+                    when = starts_at.astimezone(zone).strftime("%m月%d日 %H:%M")
+                    queue(
+                        session,
+                        user_id=user_id,
+                        kind="reminder",
+                        title=f"活动提醒：{title}",
+                        body=f"您报名的「{title}」将于 {when} 开始，地点：{address}。请准时到场扫码签到。",
+                        key=f"remind:{label}:{activity_id}:{user_id}",
+                        now=now,
+                    )
+            queued += len(page)
+    return queued
 
 
 def attendance_rate(user_id: int) -> float | None:
