@@ -18,7 +18,6 @@ def resident_id(w: World) -> int:
 
 def pending_deed(w: World, name: str = "pending", **extra) -> int:
     if name not in w.extra:
-        deeds.ensure_default_types()
         w.extra[name] = deeds.record(
             actor=w.users["grid_worker"],
             resident_id=resident_id(w),
@@ -33,7 +32,6 @@ def pending_deed(w: World, name: str = "pending", **extra) -> int:
 
 def approved_deed(w: World) -> int:
     if "approved" not in w.extra:
-        deeds.ensure_default_types()
         deed = deeds.record(
             actor=w.users["grid_worker"],
             resident_id=resident_id(w),
@@ -81,7 +79,6 @@ def photo_deed(w: World) -> int:
 
 
 def deed_body(w: World) -> dict:
-    deeds.ensure_default_types()
     return {
         "resident_id": resident_id(w),
         "deed_type": "haorenhaoshi",
