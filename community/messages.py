@@ -21,6 +21,9 @@ MESSAGES = {
     "role_exists": "该用户已有此授权",
     "code_invalid": "二维码无效",
     "code_expired": "二维码已过期，请刷新后再扫",
+    "not_for_yourself": "不能对自己的账号执行此操作",
+    "user_outranks": "该用户担任的职务超出您的管理范围，请由上级管理员办理",
+    "reset_code_invalid": "手机号或重置码不正确，或重置码已失效；请向管理员重新获取",
 }
 
 # Details with the numbers a person needs: how many tries are left, and until when they must wait
@@ -30,4 +33,5 @@ DETAILS = {
     "account_locked": "密码错误次数过多，账号已暂时锁定至 {until}，届时可再试，也可请管理员解锁",
     "login_throttled": "该账号在本网络登录失败次数过多，请于 {until} 后再试",
     "login_throttled_address": "本网络登录失败次数过多，请于 {until} 后再试",
+    "reset_disabled_account": "该账号已停用，请先启用再重置密码",
 }

@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from community import accounts, pii, services, signin
+from community import accounts, pii, services, signin, users
 from community.models import LEVEL_NAMES, LEVEL_RANK, ROLE_NAMES, ROLE_SCOPES, Department, Region, RoleGrant, User
-from core import clock
+from core import clock, paging
 from core.bounds import form_int
 from core.db import db, utcnow
 from core.errors import DomainError, RateLimited, Unauthorized
@@ -173,20 +173,20 @@ def _admin_roots() -> list[Region]:
 @login_required
 def admin_home():
     roots = _admin_roots()
-    regions = list(
-        db.session.scalars(sa.select(Region).where(sa.or_(*[services.subtree(r) for r in roots])).order_by(Region.path))
-    )
+    scope = sa.or_(*[services.subtree(r) for r in roots])
+    page = paging.page_of(sa.select(Region).where(scope).order_by(Region.path), request.args, db.session, per_page=50)
     counts = dict(
         db.session.execute(
             sa.select(User.region_id, sa.func.count())
-            .where(User.region_id.in_([r.id for r in regions]))
+            .where(User.region_id.in_([r.id for r in page.items]))
             .group_by(User.region_id)
         ).all()
     )
     return render_template(
         "community/admin_regions.html",
         roots=roots,
-        regions=regions,
+        page=page,
+        parents=users.region_choices(current_user),
         counts=counts,
         level_names=LEVEL_NAMES,
         levels=list(LEVEL_RANK),
@@ -234,13 +234,13 @@ def admin_departments():
             flash(f"已添加部门「{department.name}」", "success")
         return redirect(url_for("community.admin_departments"))
     scope = sa.or_(*[services.subtree(r) for r in roots])
-    departments = list(
-        db.session.scalars(
-            sa.select(Department).join(Department.region).where(scope).order_by(Region.path, Department.name)
-        )
+    page = paging.page_of(
+        sa.select(Department).join(Department.region).where(scope).order_by(Region.path, Department.name),
+        request.args,
+        db.session,
     )
-    regions = list(db.session.scalars(sa.select(Region).where(scope).order_by(Region.path)))
-    return render_template("community/admin_departments.html", departments=departments, regions=regions)
+    regions = list(db.session.scalars(sa.select(Region).where(scope).order_by(Region.path).limit(1000)))
+    return render_template("community/admin_departments.html", page=page, regions=regions)
 
 
 @bp.route("/admin/roles", methods=["GET", "POST"])
@@ -269,17 +269,17 @@ def admin_roles():
     scope = sa.or_(*[services.subtree(r) for r in roots])
     region_ids = sa.select(Region.id).where(scope)
     dept_ids = sa.select(Department.id).where(Department.region_id.in_(region_ids))
-    grants = list(
-        db.session.scalars(
-            sa.select(RoleGrant)
-            .where(
-                sa.or_(
-                    sa.and_(RoleGrant.scope_type == "region", RoleGrant.scope_id.in_(region_ids)),
-                    sa.and_(RoleGrant.scope_type == "department", RoleGrant.scope_id.in_(dept_ids)),
-                )
+    grants = paging.page_of(
+        sa.select(RoleGrant)
+        .where(
+            sa.or_(
+                sa.and_(RoleGrant.scope_type == "region", RoleGrant.scope_id.in_(region_ids)),
+                sa.and_(RoleGrant.scope_type == "department", RoleGrant.scope_id.in_(dept_ids)),
             )
-            .order_by(RoleGrant.id)
         )
+        .order_by(RoleGrant.id),
+        request.args,
+        db.session,
     )
     q = request.args.get("q", "").strip()
     people: list[User] = []
@@ -300,8 +300,10 @@ def admin_roles():
                 .limit(20)
             )
         )
-    regions = list(db.session.scalars(sa.select(Region).where(scope).order_by(Region.path)))
-    departments = list(db.session.scalars(sa.select(Department).where(Department.region_id.in_(region_ids))))
+    regions = list(db.session.scalars(sa.select(Region).where(scope).order_by(Region.path).limit(1000)))
+    departments = list(
+        db.session.scalars(sa.select(Department).where(Department.region_id.in_(region_ids)).limit(1000))
+    )
     return render_template(
         "community/admin_roles.html",
         grants=grants,
@@ -328,6 +330,8 @@ def admin_unlock_user(user_id: int):
         flash(error.text, "error")
     else:
         flash(f"已解锁「{person.name}」的账号，可立即重新登录", "success")
+    if request.form.get("back") == "users":
+        return redirect(url_for("community.admin_users", q=request.form.get("q", "")))
     return redirect(url_for("community.admin_roles", q=request.form.get("q", "")))
 
 
@@ -342,3 +346,91 @@ def admin_revoke_role(grant_id: int):
     else:
         flash("已撤销授权", "success")
     return redirect(url_for("community.admin_roles"))
+
+
+# Users: find, deactivate or reactivate, and a one-time password-reset code ---------------------
+
+
+@bp.get("/admin/users")
+@login_required
+def admin_users():
+    _admin_roots()
+    q = request.args.get("q", "").strip()[:64]
+    region_code = request.args.get("region") or None
+    status = {"active": True, "inactive": False}.get(request.args.get("status", ""))
+    try:
+        select = users.search(current_user, q=q, region_code=region_code, active=status)
+    except DomainError as error:
+        flash(error.text, "error")
+        select = users.search(current_user, q=q, active=status)
+        region_code = None
+    return render_template(
+        "community/admin_users.html",
+        page=paging.page_of(select, request.args, db.session),
+        q=q,
+        region_code=region_code,
+        status=request.args.get("status", ""),
+        regions=users.region_choices(current_user),
+        mask_phone=pii.mask_phone,
+        role_names=ROLE_NAMES,
+        now=utcnow(),
+        local=clock.local,
+    )
+
+
+@bp.post("/admin/users/<int:user_id>/active")
+@login_required
+def admin_set_active(user_id: int):
+    _admin_roots()
+    active = request.form.get("active") == "1"
+    try:
+        person = users.set_active(actor=current_user, user_id=user_id, active=active, now=utcnow())
+    except DomainError as error:
+        flash(error.text, "error")
+    else:
+        flash(f"已{'启用' if person.active else '停用'}「{person.name}」的账号", "success")
+    return redirect(url_for("community.admin_users", q=request.form.get("q", "")))
+
+
+@bp.post("/admin/users/<int:user_id>/password-reset")
+@login_required
+def admin_password_reset(user_id: int):
+    """Shows the code once, on this response only: never in a redirect, a flash (the session cookie)
+    or a cache."""
+    _admin_roots()
+    try:
+        issued = users.issue_password_reset(actor=current_user, user_id=user_id, now=utcnow())
+    except DomainError as error:
+        flash(error.text, "error")
+        return redirect(url_for("community.admin_users", q=request.form.get("q", "")))
+    page = render_template(
+        "community/admin_reset_code.html",
+        issued=issued,
+        mask_phone=pii.mask_phone,
+        local=clock.local,
+        q=request.form.get("q", ""),
+    )
+    return page, 200, {"Cache-Control": "no-store"}
+
+
+@bp.route("/password/reset", methods=["GET", "POST"])
+def password_reset():
+    """Where a resident sets a new password with the code an admin gave them."""
+    form: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        form = {k: v for k, v in request.form.items() if k in ("phone", "code")}
+        try:
+            users.reset_password(
+                phone=request.form.get("phone", ""),
+                code=request.form.get("code", ""),
+                password=request.form.get("password", ""),
+                now=utcnow(),
+            )
+        except DomainError as error:
+            errors = error.field_errors()
+        else:
+            logout_user()
+            flash("密码已重新设置，请用新密码登录", "success")
+            return redirect(url_for("community.login"))
+    return render_template("community/password_reset.html", form=form, errors=errors), (422 if errors else 200)

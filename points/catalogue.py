@@ -141,6 +141,8 @@ def change(*, actor: User, code: str, values: Change, region_code: str | None, n
     if errors:
         raise Invalid(errors=errors)
     authorize(actor, "admin")
+    if not CODE.fullmatch(code or ""):
+        raise NotFound("deed_type_not_found")
     try:
         with unit_of_work() as session:
             region = target_region(actor, region_code)

@@ -4,6 +4,7 @@ services as the API."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import date
 
 import sqlalchemy as sa
@@ -13,14 +14,15 @@ from flask_login import current_user, login_required
 from community import pii
 from community import services as community_services
 from community.models import Household, Region, User
-from core import clock, uploads
+from core import clock, paging, uploads
 from core.bounds import form_int
 from core.db import db
 from core.errors import DomainError, Invalid, NotFound
 from core.qr import qr_png
 from core.security import authorize
-from points import adjustments, archive, certificates, deeds, expiry
+from points import adjustments, archive, catalogue, certificates, deeds, expiry, policies
 from points.models import Adjustment, Deed
+from points.schemas import MAX_ADJUSTMENT
 
 bp = Blueprint("points", __name__)
 
@@ -117,7 +119,7 @@ def _scope_roots() -> list[Region]:
 @login_required
 def residents():
     roots = _scope_roots()
-    q = request.args.get("q", "").strip()
+    q = request.args.get("q", "").strip()[:64]
     scope = sa.or_(*[community_services.subtree(r) for r in roots])
     query = sa.select(User).join(User.region).where(scope).order_by(User.id)
     if q:
@@ -126,9 +128,9 @@ def residents():
                 User.name.contains(q, autoescape=True), User.volunteer_no == q, User.phone.endswith(q, autoescape=True)
             )
         )
-    people = db.session.scalars(query.limit(50)).all()
-    balances = {u.id: archive.ledger.balance(db.session, u.id) for u in people}
-    return render_template("points/residents.html", people=people, q=q, balances=balances, mask_phone=pii.mask_phone)
+    page = paging.page_of(query, request.args, db.session)
+    balances = {u.id: archive.ledger.balance(db.session, u.id) for u in page.items}
+    return render_template("points/residents.html", page=page, q=q, balances=balances, mask_phone=pii.mask_phone)
 
 
 @bp.get("/admin/residents/<int:resident_id>")
@@ -156,7 +158,38 @@ def resident(resident_id: int):
         lapse=None,
         household=household,
         verification=archive.verify(db.session, user.id),
+        adjust_key=secrets.token_urlsafe(16),
+        review_above=adjustments.review_above(),
     )
+
+
+@bp.post("/admin/residents/<int:resident_id>/adjustments")
+@login_required
+def adjust(resident_id: int):
+    """An admin credits or debits a resident with a reason (the same service as the API): small
+    ones post at once, larger ones wait for a second admin. The form's key makes a double submit
+    one adjustment."""
+    authorize(current_user, "admin")
+    form = request.form
+    try:
+        adjustment = adjustments.request(
+            actor=current_user,
+            resident_id=resident_id,
+            points=form_int(
+                form, "points", minimum=-MAX_ADJUSTMENT, maximum=MAX_ADJUSTMENT, required=True, message="请填写积分"
+            ),
+            reason=form.get("reason", ""),
+            key=f"page-{(form.get('key') or secrets.token_urlsafe(16))[:40]}",
+            now=clock.now(),
+        )
+    except DomainError as error:
+        flash(error.text, "error")
+    else:
+        if adjustment.status == "posted":
+            flash(f"已调整 {adjustment.points:+d} 分，记入档案", "success")
+        else:
+            flash(f"调整 {adjustment.points:+d} 分已提交，须另一位管理员审核后计入", "info")
+    return redirect(url_for("points.resident", resident_id=resident_id))
 
 
 # Deeds ------------------------------------------------------------------------------------------
@@ -290,10 +323,11 @@ def review_adjustments():
         else:
             flash("已处理", "success")
         return redirect(url_for("points.review_adjustments"))
+    # Every pending one is work to do (oldest first would hide the newest); the decided ones page.
     pending = db.session.scalars(adjustments.in_scope(current_user, "pending").limit(200)).all()
-    decided = db.session.scalars(
-        adjustments.in_scope(current_user).where(Adjustment.status != "pending").limit(30)
-    ).all()
+    decided = paging.page_of(
+        adjustments.in_scope(current_user).where(Adjustment.status != "pending"), request.args, db.session
+    )
     return render_template(
         "points/adjustment_review.html",
         pending=pending,
@@ -301,3 +335,126 @@ def review_adjustments():
         me=current_user,
         review_above=adjustments.review_above(),
     )
+
+
+# Admin: the deed catalogue and the point rules of their regions ---------------------------------
+
+
+def _admin_regions_list(levels: tuple[str, ...] | None = None) -> list[Region]:
+    """The regions an admin administers, in tree order, for a page's region picker."""
+    authorize(current_user, "admin")
+    roots = community_services.admin_regions(current_user, roles=("admin",))
+    select = sa.select(Region).where(sa.or_(*[community_services.subtree(r) for r in roots])).order_by(Region.path)
+    if levels:
+        select = select.where(Region.level.in_(levels))
+    return list(db.session.scalars(select.limit(1000)))
+
+
+def _picked(regions: list[Region], code: str | None) -> Region | None:
+    return next((r for r in regions if r.code == code), regions[0] if regions else None)
+
+
+@bp.route("/admin/deed-types", methods=["GET", "POST"])
+@login_required
+def deed_types():
+    """The catalogue in force in a region: add a type, rename, re-price, retire or bring one back."""
+    regions = _admin_regions_list(CATALOGUE_LEVELS)
+    region = _picked(regions, request.values.get("region"))
+    form, errors, status = {}, {}, 200
+    if request.method == "POST" and region is not None:
+        form = request.form.to_dict()
+        action = form.get("action")
+        try:
+            points = form_int(form, "points", minimum=-catalogue.POINTS_LIMIT, maximum=catalogue.POINTS_LIMIT)
+            values = catalogue.Change(
+                name=form.get("name"),
+                points=points,
+                active=None if action == "add" else bool(form.get("active")),
+            )
+            if action == "add":
+                kind = catalogue.add(
+                    actor=current_user,
+                    code=form.get("code", ""),
+                    values=values,
+                    region_code=region.code,
+                    now=clock.now(),
+                )
+                flash(f"已添加「{kind.name}」（{kind.points:+d} 分），适用于{region.name}及下级地区", "success")
+            else:
+                kind = catalogue.change(
+                    actor=current_user,
+                    code=form.get("code", ""),
+                    values=values,
+                    region_code=region.code,
+                    now=clock.now(),
+                )
+                flash(f"已保存「{kind.name}」：{kind.points:+d} 分，{'启用' if kind.active else '已停用'}", "success")
+        except DomainError as error:
+            errors, status = error.field_errors(), error.status
+            flash(error.text, "error")
+        else:
+            return redirect(url_for("points.deed_types", region=region.code))
+    page = paging.page_of(catalogue.types_for(region, include_retired=True), request.args, db.session)
+    return render_template(
+        "points/deed_types.html",
+        regions=regions,
+        region=region,
+        page=page,
+        form=form,
+        errors=errors,
+        points_limit=catalogue.POINTS_LIMIT,
+    ), status
+
+
+# A catalogue of its own is for a place that governs: a county, a township or a village; a grid
+# follows its village.
+CATALOGUE_LEVELS = ("city", "county", "township", "village", "community")
+
+
+@bp.route("/admin/point-rules", methods=["GET", "POST"])
+@login_required
+def point_rules():
+    """The rule and policy in force in each region, where each comes from, and one region's form."""
+    authorize(current_user, "admin")
+    code = request.values.get("region")
+    form, errors, status = {}, {}, 200
+    if request.method == "POST":
+        form = request.form.to_dict()
+        try:
+            given = {
+                name: form_int(form, name, minimum=low, maximum=high) for name, (low, high) in RULE_FORM_BOUNDS.items()
+            }
+            given["expiry"] = form.get("expiry") if form.get("expiry") in ("none", "annual") else None
+            view = policies.put_region_rule(actor=current_user, region_code=code or "", now=clock.now(), **given)
+        except DomainError as error:
+            errors, status = error.field_errors(), error.status
+            flash(error.text, "error")
+        else:
+            flash(f"已保存{view.region.name}的积分规则，之后结算的签到按新规则计分", "success")
+            return redirect(url_for("points.point_rules", region=view.region.code))
+    chosen = policies.rule_of(current_user, code) if code else None
+    inherited = None
+    if chosen is not None and chosen.region.parent is not None:
+        inherited = policies.region_rules(db.session, [chosen.region.parent])[0]
+    page = paging.page_of(policies.rules_in_scope(current_user, None), request.args, db.session)
+    return render_template(
+        "points/point_rules.html",
+        page=page,
+        views=policies.region_rules(db.session, list(page.items)),
+        chosen=chosen,
+        inherited=inherited,
+        form=form,
+        errors=errors,
+        bounds=RULE_FORM_BOUNDS,
+    ), status
+
+
+RULE_FORM_BOUNDS = {
+    "points_per_hour": (0, 100),
+    "rounding_minutes": (1, 240),
+    "minimum_minutes": (0, 480),
+    "daily_cap_minutes": (1, 1440),
+    "settlement_month": (1, 12),
+    "settlement_day": (1, 28),
+    "notice_days": (0, 30),
+}
