@@ -17,7 +17,7 @@ from community.models import Household, Region, User
 from core import clock, paging, uploads
 from core.bounds import form_int
 from core.db import db
-from core.errors import DomainError, Invalid, NotFound
+from core.errors import DomainError, Forbidden, Invalid, NotFound
 from core.qr import qr_png
 from core.security import authorize
 from points import adjustments, archive, catalogue, certificates, deeds, expiry, policies
@@ -351,7 +351,14 @@ def _admin_regions_list(levels: tuple[str, ...] | None = None) -> list[Region]:
 
 
 def _picked(regions: list[Region], code: str | None) -> Region | None:
-    return next((r for r in regions if r.code == code), regions[0] if regions else None)
+    """The region a page is asked about, which must be one the admin administers; by default the
+    first of theirs."""
+    if not code:
+        return regions[0] if regions else None
+    found = next((r for r in regions if r.code == code), None)
+    if found is None:
+        raise Forbidden()
+    return found
 
 
 @bp.route("/admin/deed-types", methods=["GET", "POST"])
