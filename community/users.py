@@ -20,29 +20,21 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from community import accounts, services
 from community.messages import DETAILS, MESSAGES
-from community.models import PasswordReset, Region, User
+from community.models import PasswordReset, User
 from core import audit
 from core.bounds import is_ascii_digits
-from core.db import db, unit_of_work
+from core.db import unit_of_work
 from core.errors import Conflict, Forbidden, Invalid, NotFound
 from core.security import authorize, covers, hash_password, keyed_digest, password_problems
 
 RESET_DIGITS = 8
-RESET_HOURS = 24
-RESET_MAX_FAILURES = 5
 
 
 def search(actor: User, *, q: str | None = None, region_code: str | None = None, active: bool | None = None):
     """People in the admin's regions (or in `region_code`'s subtree, which must be theirs), found by
     name, the last 4 digits of their phone (the whole number also finds them), or volunteer number.
     Newest first is no use at a counter; by name, then id, so that a page keeps its order."""
-    authorize(actor, "admin")
-    if region_code:
-        region = services.require_region(region_code)
-        authorize(actor, "admin", region)
-        scope = services.subtree(region)
-    else:
-        scope = sa.or_(*[services.subtree(r) for r in services.admin_regions(actor, roles=("admin",))])
+    scope = services.admin_scope(actor, region_code)
     select = (
         sa.select(User)
         .join(User.region)
@@ -133,8 +125,9 @@ def _digest(user_id: int, code: str) -> str:
 
 def issue_password_reset(*, actor: User, user_id: int, now: datetime) -> IssuedCode:
     """A one-time code for the person to set a new password with (on the reset page). Older codes
-    stop working; the code works once, for `PASSWORD_RESET_HOURS`, and a few wrong tries void it."""
-    hours = int(current_app.config.get("PASSWORD_RESET_HOURS", RESET_HOURS))
+    stop working; the code works once, for `PASSWORD_RESET_HOURS`, and `PASSWORD_RESET_MAX_FAILURES`
+    wrong tries void it."""
+    hours = current_app.config["PASSWORD_RESET_HOURS"]
     with unit_of_work() as session:
         user = _manageable(session, actor, user_id)
         if not user.active:
@@ -170,7 +163,7 @@ def reset_password(*, phone: str, code: str, password: str, now: datetime) -> Us
     if problems := password_problems(password or "", phone=phone):
         raise Invalid("weak_password", errors={"password": problems})
     new_hash = hash_password(password)  # before the write transaction: hashing is slow on purpose
-    limit = int(current_app.config.get("PASSWORD_RESET_MAX_FAILURES", RESET_MAX_FAILURES))
+    limit = current_app.config["PASSWORD_RESET_MAX_FAILURES"]
     with unit_of_work() as session:
         user = session.scalar(sa.select(User).where(User.phone == phone).with_for_update())
         reset = None
@@ -212,18 +205,3 @@ def reset_password(*, phone: str, code: str, password: str, now: datetime) -> Us
     if not matches:
         raise Invalid("reset_code_invalid", errors={"code": [MESSAGES["reset_code_invalid"]]})
     return user
-
-
-def region_choices(actor: User) -> list[Region]:
-    """The regions an admin may narrow a search to, in tree order (for the page's picker)."""
-    roots = services.admin_regions(actor, roles=("admin",))
-    if not roots:
-        return []
-    return list(
-        db.session.scalars(
-            sa.select(Region)
-            .where(sa.or_(*[services.subtree(r) for r in roots]), Region.level != "grid")
-            .order_by(Region.path)
-            .limit(1000)
-        )
-    )

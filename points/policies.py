@@ -194,15 +194,7 @@ def _default_policy(region: Region) -> RegionPolicy:
 def rules_in_scope(actor: User, region_code: str | None) -> sa.Select:
     """The regions whose rules an admin may read: the subtree of `region_code`, or of every region
     they administer, in tree order."""
-    authorize(actor, "admin")
-    if region_code:
-        root = community_services.require_region(region_code)
-        authorize(actor, "admin", root)
-        scope = community_services.subtree(root)
-    else:
-        roots = community_services.admin_regions(actor, roles=("admin",))
-        scope = sa.or_(*[community_services.subtree(r) for r in roots])
-    return sa.select(Region).where(scope).order_by(Region.path)
+    return sa.select(Region).where(community_services.admin_scope(actor, region_code)).order_by(Region.path)
 
 
 def _region(code: str) -> Region:

@@ -340,16 +340,6 @@ def review_adjustments():
 # Admin: the deed catalogue and the point rules of their regions ---------------------------------
 
 
-def _admin_regions_list(levels: tuple[str, ...] | None = None) -> list[Region]:
-    """The regions an admin administers, in tree order, for a page's region picker."""
-    authorize(current_user, "admin")
-    roots = community_services.admin_regions(current_user, roles=("admin",))
-    select = sa.select(Region).where(sa.or_(*[community_services.subtree(r) for r in roots])).order_by(Region.path)
-    if levels:
-        select = select.where(Region.level.in_(levels))
-    return list(db.session.scalars(select.limit(1000)))
-
-
 def _picked(regions: list[Region], code: str | None) -> Region | None:
     """The region a page is asked about, which must be one the admin administers; by default the
     first of theirs."""
@@ -365,7 +355,8 @@ def _picked(regions: list[Region], code: str | None) -> Region | None:
 @login_required
 def deed_types():
     """The catalogue in force in a region: add a type, rename, re-price, retire or bring one back."""
-    regions = _admin_regions_list(CATALOGUE_LEVELS)
+    authorize(current_user, "admin")
+    regions = community_services.region_choices(current_user)
     region = _picked(regions, request.values.get("region"))
     form, errors, status = {}, {}, 200
     if request.method == "POST" and region is not None:
@@ -378,23 +369,13 @@ def deed_types():
                 points=points,
                 active=None if action == "add" else bool(form.get("active")),
             )
+            service = catalogue.add if action == "add" else catalogue.change
+            kind = service(
+                actor=current_user, code=form.get("code", ""), values=values, region_code=region.code, now=clock.now()
+            )
             if action == "add":
-                kind = catalogue.add(
-                    actor=current_user,
-                    code=form.get("code", ""),
-                    values=values,
-                    region_code=region.code,
-                    now=clock.now(),
-                )
                 flash(f"已添加「{kind.name}」（{kind.points:+d} 分），适用于{region.name}及下级地区", "success")
             else:
-                kind = catalogue.change(
-                    actor=current_user,
-                    code=form.get("code", ""),
-                    values=values,
-                    region_code=region.code,
-                    now=clock.now(),
-                )
                 flash(f"已保存「{kind.name}」：{kind.points:+d} 分，{'启用' if kind.active else '已停用'}", "success")
         except DomainError as error:
             errors, status = error.field_errors(), error.status
@@ -411,11 +392,6 @@ def deed_types():
         errors=errors,
         points_limit=catalogue.POINTS_LIMIT,
     ), status
-
-
-# A catalogue of its own is for a place that governs: a county, a township or a village; a grid
-# follows its village.
-CATALOGUE_LEVELS = ("city", "county", "township", "village", "community")
 
 
 @bp.route("/admin/point-rules", methods=["GET", "POST"])

@@ -153,7 +153,7 @@ def test_a_reset_code_expires_is_replaced_by_a_newer_one_and_wears_out_after_wro
         users.reset_password(phone=target.phone, code=second.code, password="NeuesPass42", now=now + timedelta(days=2))
     third = users.issue_password_reset(actor=admin, user_id=target.id, now=now)
     wrong = f"{(int(third.code) + 1) % 10**8:08d}"
-    for _ in range(users.RESET_MAX_FAILURES):
+    for _ in range(app.config["PASSWORD_RESET_MAX_FAILURES"]):
         with pytest.raises(Invalid):
             users.reset_password(phone=target.phone, code=wrong, password="NeuesPass42", now=now)
     with pytest.raises(Invalid):  # worn out: the right code no longer works either
