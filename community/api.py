@@ -108,7 +108,7 @@ def reset_user_password(user, user_id):
     """A one-time code for the person to set a new password with, shown to the admin once (it is
     kept only as a hash). It expires, works once, and a newer code replaces it."""
     issued = users.issue_password_reset(actor=user, user_id=user_id, now=utcnow())
-    payload = PasswordResetCodeSchema().dump(issued) | {"url": url_for("community.password_reset", _external=True)}
+    payload = PasswordResetCodeSchema().dump(issued) | {"url": url_for("user_pages.password_reset", _external=True)}
     response = jsonify(payload)
     response.status_code = 201
     response.headers["Cache-Control"] = "no-store"

@@ -98,13 +98,13 @@ def _snapshot(kind: DeedType) -> dict:
 def add(*, actor: User, code: str, values: Change, region_code: str | None, now: datetime) -> DeedType:
     """A new type for a region (admins over it). A code the region already has is a 409; a code
     inherited from above is shadowed in the region's subtree from now on."""
+    authorize(actor, "admin")
     code = (code or "").strip()
     errors = _checked(values, creating=True)
     if not CODE.fullmatch(code):
         errors["code"] = ["编码为 2–32 位小写字母、数字、下划线或连字符"]
     if errors:
         raise Invalid(errors=errors)
-    authorize(actor, "admin")
     try:
         with unit_of_work() as session:
             region = target_region(actor, region_code)
@@ -137,10 +137,10 @@ def add(*, actor: User, code: str, values: Change, region_code: str | None, now:
 def change(*, actor: User, code: str, values: Change, region_code: str | None, now: datetime) -> DeedType:
     """Rename, re-price, retire or bring back a type for a region (admins over it). The region's own
     row changes in place; a type it inherits gets a row of the region's own that shadows it."""
+    authorize(actor, "admin")
     errors = _checked(values, creating=False)
     if errors:
         raise Invalid(errors=errors)
-    authorize(actor, "admin")
     if not CODE.fullmatch(code or ""):
         raise NotFound("deed_type_not_found")
     try:
