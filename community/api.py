@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 
-import sqlalchemy as sa
 from flask import Response, jsonify, request, url_for
 
-from community import accounts, services, signin, users
-from community.models import Department, Region, RoleGrant
+from community import accounts, queries, services, signin, users
 from community.schemas import (
     AdminUserSchema,
     CodeSchema,
@@ -84,8 +82,8 @@ def unlock_user(user, user_id):
 @api.route("/users", query=UserQuery, response=AdminUserSchema, paged=True, tag="people")
 def list_users(user, query):
     """Find people in the admin's regions by name, phone tail (last 4 digits) or volunteer number."""
-    select = users.search(user, q=query.get("q"), region_code=query.get("region_code"), active=query.get("active"))
-    return paginate(select, query, db.session)
+    roots = services.admin_roots(user, query.get("region_code"))
+    return paginate(queries.people_within(roots, text=query.get("q"), active=query.get("active")), query, db.session)
 
 
 @api.route(
@@ -155,21 +153,7 @@ def list_roles(user, query):
     """Role grants inside the caller's admin scope."""
     authorize(user, "admin")
     roots = services.admin_regions(user, roles=("admin",))
-    region_ids = sa.union(*[services.region_ids_in(r) for r in roots]) if roots else sa.select(sa.null())
-    dept_ids = sa.select(Department.id).where(Department.region_id.in_(region_ids))
-    select = (
-        sa.select(RoleGrant)
-        .where(
-            sa.or_(
-                sa.and_(RoleGrant.scope_type == "region", RoleGrant.scope_id.in_(region_ids)),
-                sa.and_(RoleGrant.scope_type == "department", RoleGrant.scope_id.in_(dept_ids)),
-            )
-        )
-        .order_by(RoleGrant.id)
-    )
-    if "user_id" in query:
-        select = select.where(RoleGrant.user_id == query["user_id"])
-    return paginate(select, query, db.session)
+    return paginate(queries.grants_within(roots, user_id=query.get("user_id")), query, db.session)
 
 
 @api.route("/roles/<int:grant_id>", "DELETE", status=204, errors=(404,), tag="people")
@@ -182,17 +166,12 @@ def revoke_role(user, grant_id):
 @api.route("/regions", query=RegionQuery, response=RegionSchema, paged=True, auth=False, tag="people")
 def list_regions(user, query):
     """Regions, filtered by parent, level, subtree or name (public: sign-up needs them)."""
-    select = sa.select(Region).order_by(Region.path)
-    if "parent_code" in query:
-        parent = services.region_by_code(query["parent_code"])
-        select = select.where(Region.parent_id == (parent.id if parent else -1))
-    if "within" in query:
-        root = services.region_by_code(query["within"])
-        select = select.where(services.subtree(root)) if root else select.where(sa.false())
-    if "level" in query:
-        select = select.where(Region.level == query["level"])
-    if query.get("q"):
-        select = select.where(Region.name.contains(query["q"], autoescape=True))
+    select = queries.region_search(
+        parent_code=query.get("parent_code"),
+        within_code=query.get("within"),
+        level=query.get("level"),
+        text=query.get("q"),
+    )
     return paginate(select, query, db.session)
 
 
@@ -214,12 +193,7 @@ def get_region(user, code):
 @api.route("/departments", query=DepartmentQuery, response=DepartmentSchema, paged=True, auth=False, tag="people")
 def list_departments(user, query):
     """Departments, optionally only those in a region's subtree."""
-    select = sa.select(Department).join(Department.region).order_by(Region.path, Department.id)
-    if "region_code" in query:
-        root = services.region_by_code(query["region_code"])
-        select = select.where(services.subtree(root)) if root else select.where(sa.false())
-    if query.get("q"):
-        select = select.where(Department.name.contains(query["q"], autoescape=True))
+    select = queries.department_search(region_code=query.get("region_code"), text=query.get("q"))
     return paginate(select, query, db.session)
 
 

@@ -40,16 +40,33 @@ class RoleOutSchema(BaseSchema):
     scope_id = fields.Function(grant_scope_id)
 
 
-class UserSchema(BaseSchema):
-    """A user as they see themselves (`/me`), or as an admin sees a resident of their region."""
+class ResidentOut(BaseSchema):
+    """A person as the API and the pages show them: the phone masked (前3后4), the ID number never.
+
+    The one list of what may be shown of a resident to someone else (an admin, reviewer, grid worker,
+    clerk or organizer); each use takes the fields it shows with `only=` or a subclass's `exclude`.
+    Output names are API.md's: `phone` is the masked phone, `region` the region's name, `household`
+    the household's number.
+    """
 
     id = fields.Integer()
     name = fields.String()
     phone = fields.Function(lambda user: pii.mask_phone(user.phone))
-    region_code = fields.String()
     volunteer_no = fields.String()
-    id_number = fields.String(attribute="id_number_masked", allow_none=True)
+    region_code = fields.String()
+    region = fields.Function(lambda user: user.region.name)
     household_id = fields.Integer(allow_none=True)
+    household = fields.Function(lambda user: user.household.number if user.household else None, allow_none=True)
+
+
+class UserSchema(ResidentOut):
+    """A user as they see themselves (`/me`), or as an admin sees a resident of their region: the
+    phone masked as API.md's `/me` has it, the ID number masked (前3后4)."""
+
+    class Meta(ResidentOut.Meta):
+        exclude = ("region", "household")
+
+    id_number = fields.String(attribute="id_number_masked", allow_none=True)
     consent_public_name = fields.Boolean()
     roles = fields.Function(
         lambda user: RoleOutSchema(many=True, only=("role", "scope_type", "scope_id")).dump(user.grants)
@@ -133,14 +150,12 @@ class UserQuery(PageQuery):
     active = fields.Boolean(metadata={"description": "only active (true) or deactivated (false) accounts"})
 
 
-class AdminUserSchema(BaseSchema):
+class AdminUserSchema(ResidentOut):
     """A person as an admin's list shows them: the phone masked, no balance (see the archive)."""
 
-    id = fields.Integer()
-    name = fields.String()
-    phone = fields.Function(lambda user: pii.mask_phone(user.phone))
-    volunteer_no = fields.String()
-    region_code = fields.Function(lambda user: user.region.code)
+    class Meta(ResidentOut.Meta):
+        exclude = ("region", "household_id", "household")
+
     region_name = fields.Function(lambda user: user.region.name)
     active = fields.Boolean()
     locked_until = fields.Function(lambda user: locked_until(user), allow_none=True)

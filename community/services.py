@@ -284,31 +284,16 @@ def admin_regions(user: User, roles: tuple[str, ...] = ("admin", "reviewer")) ->
     return list(db.session.scalars(sa.select(Region).where(Region.id.in_(ids)).order_by(Region.path)))
 
 
-def admin_scope(actor: User, region_code: str | None = None) -> sa.ColumnElement[bool]:
-    """A filter on `Region` for an admin's lists: the subtree of `region_code`, which they must
-    administer (403 otherwise; 422 for an unknown code), else every subtree they administer."""
+def admin_roots(actor: User, region_code: str | None = None) -> list[Region]:
+    """The roots an admin's list covers (filter with `community.queries.within`): `region_code`'s
+    region, which they must administer (403 otherwise; 422 for an unknown code), else every region
+    they administer."""
     authorize(actor, "admin")
     if region_code:
         region = require_region(region_code)
         authorize(actor, "admin", region)
-        return subtree(region)
-    return sa.or_(sa.false(), *[subtree(r) for r in admin_regions(actor, roles=("admin",))])
-
-
-def region_choices(actor: User) -> list[Region]:
-    """The regions an admin may pick on a page (to narrow a list, or to set something for), in tree
-    order: every one they administer but the grids, which follow their village."""
-    roots = admin_regions(actor, roles=("admin",))
-    if not roots:
-        return []
-    return list(
-        db.session.scalars(
-            sa.select(Region)
-            .where(sa.or_(*[subtree(r) for r in roots]), Region.level != "grid")
-            .order_by(Region.path)
-            .limit(1000)
-        )
-    )
+        return [region]
+    return admin_regions(actor, roles=("admin",))
 
 
 def ensure_admin(

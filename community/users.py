@@ -1,5 +1,6 @@
-"""User administration: finding residents, deactivating and reactivating accounts, and the one-time
-password-reset code an admin gives a resident who cannot sign in (the unlock is `signin.unlock`).
+"""User administration: deactivating and reactivating accounts, and the one-time password-reset
+code an admin gives a resident who cannot sign in (the unlock is `signin.unlock`; finding people
+is `community.queries.people_within`).
 
 An admin acts only on people of their region subtree, never on themselves, and never on someone
 who holds a role beyond the admin's own reach: a village admin must not take over the county
@@ -16,7 +17,6 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.orm import joinedload, selectinload
 
 from community import accounts, services
 from community.messages import DETAILS, MESSAGES
@@ -28,37 +28,6 @@ from core.errors import Conflict, Forbidden, Invalid, NotFound
 from core.security import authorize, covers, hash_password, keyed_digest, password_problems
 
 RESET_DIGITS = 8
-
-
-def search(actor: User, *, q: str | None = None, region_code: str | None = None, active: bool | None = None):
-    """People in the admin's regions (or in `region_code`'s subtree, which must be theirs), found by
-    name, the last 4 digits of their phone (the whole number also finds them), or volunteer number.
-    Newest first is no use at a counter; by name, then id, so that a page keeps its order."""
-    scope = services.admin_scope(actor, region_code)
-    select = (
-        sa.select(User)
-        .join(User.region)
-        .where(scope)
-        .options(joinedload(User.region), selectinload(User.grants))
-        .order_by(User.name, User.id)
-    )
-    if active is not None:
-        select = select.where(User.active.is_(active))
-    q = (q or "").strip()
-    if q:
-        select = select.where(_matching(q))
-    return select
-
-
-def _matching(q: str) -> sa.ColumnElement[bool]:
-    if is_ascii_digits(q):
-        found = [User.volunteer_no == f"ZY{q.zfill(8)}"] if len(q) <= 8 else []
-        if len(q) == 4:
-            found.append(User.phone.endswith(q, autoescape=True))
-        if len(q) == 11:
-            found.append(User.phone == q)
-        return sa.or_(*found) if found else sa.false()
-    return sa.or_(User.name.contains(q, autoescape=True), User.volunteer_no == q.upper())
 
 
 def _manageable(session, actor: User, user_id: int) -> User:

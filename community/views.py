@@ -6,19 +6,21 @@ field errors on the same page (a friendly message, never a 500).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import sqlalchemy as sa
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from community import accounts, pii, services, signin
-from community.models import LEVEL_NAMES, LEVEL_RANK, ROLE_NAMES, ROLE_SCOPES, Department, Region, RoleGrant, User
-from core import clock, paging
+from community import accounts, queries, services, signin
+from community.models import LEVEL_NAMES, LEVEL_RANK, ROLE_NAMES, ROLE_SCOPES, Region
+from community.schemas import ResidentOut
+from core import paging
 from core.bounds import form_int
 from core.db import db, utcnow
 from core.errors import DomainError, RateLimited, Unauthorized
+from core.pages import refusals
 from core.security import authorize
 
 bp = Blueprint("community", __name__)
@@ -39,14 +41,6 @@ def _safe_next(target: str | None) -> str:
     if cleaned.startswith("/") and not cleaned.startswith("//") and not parts.scheme and not parts.netloc:
         return target
     return url_for("community.home")
-
-
-def _leaf_regions() -> list[Region]:
-    return list(
-        db.session.scalars(
-            sa.select(Region).where(Region.level.in_(("village", "community", "grid"))).order_by(Region.path)
-        )
-    )
 
 
 @bp.get("/")
@@ -89,7 +83,7 @@ def signup():
                 flash(f"注册成功！您的志愿者编号是 {user.volunteer_no}", "success")
                 return redirect(url_for("community.home"))
     status = 422 if errors else 200
-    return render_template("community/signup.html", form=form, errors=errors, regions=_leaf_regions()), status
+    return render_template("community/signup.html", form=form, errors=errors, regions=queries.leaf_regions()), status
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -173,20 +167,13 @@ def _admin_roots() -> list[Region]:
 @login_required
 def admin_home():
     roots = _admin_roots()
-    scope = sa.or_(*[services.subtree(r) for r in roots])
-    page = paging.page_of(sa.select(Region).where(scope).order_by(Region.path), request.args, db.session, per_page=50)
-    counts = dict(
-        db.session.execute(
-            sa.select(User.region_id, sa.func.count())
-            .where(User.region_id.in_([r.id for r in page.items]))
-            .group_by(User.region_id)
-        ).all()
-    )
+    page = paging.page_of(queries.region_tree(roots), request.args, db.session, per_page=50)
+    counts = queries.residents_per_region(page.items)
     return render_template(
         "community/admin_regions.html",
         roots=roots,
         page=page,
-        parents=services.region_choices(current_user),
+        parents=queries.region_choices(roots),
         counts=counts,
         level_names=LEVEL_NAMES,
         levels=list(LEVEL_RANK),
@@ -200,7 +187,7 @@ def admin_home():
 def admin_create_region():
     _admin_roots()
     form = request.form.to_dict()
-    try:
+    with refusals():
         region = services.create_region(
             actor=current_user,
             code=form.get("code", ""),
@@ -209,9 +196,6 @@ def admin_create_region():
             parent_code=form.get("parent_code") or None,
             now=utcnow(),
         )
-    except DomainError as error:
-        flash(error.text, "error")
-    else:
         flash(f"已添加{region.level_name}「{region.name}」", "success")
     return redirect(url_for("community.admin_home"))
 
@@ -221,25 +205,17 @@ def admin_create_region():
 def admin_departments():
     roots = _admin_roots()
     if request.method == "POST":
-        try:
+        with refusals():
             department = services.create_department(
                 actor=current_user,
                 name=request.form.get("name", ""),
                 region_code=request.form.get("region_code", ""),
                 now=utcnow(),
             )
-        except DomainError as error:
-            flash(error.text, "error")
-        else:
             flash(f"已添加部门「{department.name}」", "success")
         return redirect(url_for("community.admin_departments"))
-    scope = sa.or_(*[services.subtree(r) for r in roots])
-    page = paging.page_of(
-        sa.select(Department).join(Department.region).where(scope).order_by(Region.path, Department.name),
-        request.args,
-        db.session,
-    )
-    regions = list(db.session.scalars(sa.select(Region).where(scope).order_by(Region.path).limit(1000)))
+    page = paging.page_of(queries.department_tree(roots), request.args, db.session)
+    regions = queries.regions_within(roots)
     return render_template("community/admin_departments.html", page=page, regions=regions)
 
 
@@ -249,7 +225,7 @@ def admin_roles():
     roots = _admin_roots()
     if request.method == "POST":
         form = request.form
-        try:
+        with refusals("请选择用户"):
             user_id = form_int(form, "user_id", minimum=1, required=True, message="请选择用户")
             services.grant_role(
                 actor=current_user,
@@ -259,64 +235,26 @@ def admin_roles():
                 scope_id=form.get("scope_id", ""),
                 now=utcnow(),
             )
-        except ValueError:
-            flash("请选择用户", "error")
-        except DomainError as error:
-            flash(error.text, "error")
-        else:
             flash("授权成功", "success")
         return redirect(url_for("community.admin_roles", q=form.get("q", "")))
-    scope = sa.or_(*[services.subtree(r) for r in roots])
-    region_ids = sa.select(Region.id).where(scope)
-    dept_ids = sa.select(Department.id).where(Department.region_id.in_(region_ids))
-    grants = paging.page_of(
-        sa.select(RoleGrant)
-        .where(
-            sa.or_(
-                sa.and_(RoleGrant.scope_type == "region", RoleGrant.scope_id.in_(region_ids)),
-                sa.and_(RoleGrant.scope_type == "department", RoleGrant.scope_id.in_(dept_ids)),
-            )
-        )
-        .order_by(RoleGrant.id),
-        request.args,
-        db.session,
-    )
     q = request.args.get("q", "").strip()
-    people: list[User] = []
-    if q:
-        people = list(
-            db.session.scalars(
-                sa.select(User)
-                .join(User.region)
-                .where(
-                    scope,
-                    sa.or_(
-                        User.name.contains(q, autoescape=True),
-                        User.phone.contains(q, autoescape=True),
-                        User.volunteer_no == q,
-                    ),
-                )
-                .order_by(User.id)
-                .limit(20)
-            )
-        )
-    regions = list(db.session.scalars(sa.select(Region).where(scope).order_by(Region.path).limit(1000)))
-    departments = list(
-        db.session.scalars(sa.select(Department).where(Department.region_id.in_(region_ids)).limit(1000))
-    )
+    people = queries.find_people(roots, q) if q else []
+    page = paging.page_of(queries.grants_within(roots), request.args, db.session)
+    shown = ResidentOut(only=("id", "name", "phone", "region"))
+    grants = replace(page, items=[(grant, shown.dump(grant.user)) for grant in page.items])
+    now = utcnow()
     return render_template(
         "community/admin_roles.html",
         grants=grants,
-        people=people,
+        people=shown.dump(people, many=True),
+        # The lock-outs that still stand, by person: the admin lifts them here.
+        locks={p.id: p.locked_until for p in people if p.locked_until is not None and p.locked_until > now},
         q=q,
-        regions=regions,
-        departments=departments,
+        regions=queries.regions_within(roots),
+        departments=queries.departments_within(roots),
         role_names=ROLE_NAMES,
         role_scopes=ROLE_SCOPES,
         scope_label=services.scope_label,
-        mask_phone=pii.mask_phone,
-        now=utcnow(),
-        local=clock.local,
     )
 
 
@@ -324,11 +262,8 @@ def admin_roles():
 @login_required
 def admin_unlock_user(user_id: int):
     _admin_roots()
-    try:
+    with refusals():
         person = signin.unlock(actor=current_user, user_id=user_id, now=utcnow())
-    except DomainError as error:
-        flash(error.text, "error")
-    else:
         flash(f"已解锁「{person.name}」的账号，可立即重新登录", "success")
     if request.form.get("back") == "users":
         return redirect(url_for("user_pages.admin_users", q=request.form.get("q", "")))
@@ -339,10 +274,7 @@ def admin_unlock_user(user_id: int):
 @login_required
 def admin_revoke_role(grant_id: int):
     _admin_roots()
-    try:
+    with refusals():
         services.revoke_role(actor=current_user, grant_id=grant_id, now=utcnow())
-    except DomainError as error:
-        flash(error.detail, "error")
-    else:
         flash("已撤销授权", "success")
     return redirect(url_for("community.admin_roles"))

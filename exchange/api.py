@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
-from community import services as community_services
 from core import clock
 from core.api import Routes, paginate
 from core.db import db, utcnow
@@ -12,7 +9,6 @@ from core.errors import Invalid
 from core.security import authorize
 from exchange import queries, stores
 from exchange import redemption as redemptions
-from exchange.models import Item, Redemption, Store
 from exchange.schemas import (
     ItemQuery,
     ItemSchema,
@@ -34,12 +30,7 @@ api = Routes()
 @api.route("/stores", query=StoreQuery, response=StoreSchema, paged=True, auth=False, tag="exchange")
 def list_stores(user, query):
     """Moral supermarkets, optionally only those in a region's subtree."""
-    select = sa.select(Store).where(Store.active.is_(True)).order_by(Store.id)
-    if "region_code" in query:
-        root = community_services.region_by_code(query["region_code"])
-        region_ids = community_services.region_ids_in(root) if root else sa.select(sa.null())
-        select = select.where(Store.region_id.in_(region_ids))
-    return paginate(select, query, db.session)
+    return paginate(queries.stores_in(query.get("region_code")), query, db.session)
 
 
 @api.route("/stores", "POST", body=StoreSchema, response=StoreSchema, status=201, errors=(409,), tag="exchange")
@@ -59,11 +50,8 @@ def create_store(user, data):
 )
 def list_items(user, store_id, query):
     """The store's goods, with points price and stock."""
-    stores.get_store(store_id)
-    select = sa.select(Item).where(Item.store_id == store_id).order_by(Item.id)
-    if "active" in query:
-        select = select.where(Item.active.is_(query["active"]))
-    return paginate(select, query, db.session)
+    store = stores.get_store(store_id)
+    return paginate(queries.items_of(store, active=query.get("active")), query, db.session)
 
 
 @api.route(
@@ -179,12 +167,7 @@ def list_redemptions(user, store_id, query):
     day = query.get("date") or clock.today()
     start, end = clock.day_range(day)
     report = redemptions.day_report(store, start, end)
-    select = (
-        sa.select(Redemption)
-        .where(Redemption.store_id == store.id, Redemption.created_at >= start, Redemption.created_at < end)
-        .order_by(Redemption.id)
-    )
-    page = paginate(select, query, db.session)
+    page = paginate(queries.redemptions_between(store, start, end), query, db.session)
     return {
         "items": page.items,
         "page": page.page,

@@ -11,7 +11,8 @@ from core import clock
 from core.db import db, unit_of_work
 from core.jobs import JobSet
 from core.notify import queue
-from exchange.models import Item, Store
+from exchange import queries
+from exchange.models import Store
 
 jobs = JobSet()
 
@@ -22,11 +23,7 @@ def low_stock(*, now: datetime) -> str:
     notices = 0
     day = clock.today(now).isoformat()  # once a local day; the UTC date turns at 08:00 in Beijing
     for store in db.session.scalars(sa.select(Store).where(Store.active.is_(True))).all():
-        low = db.session.scalars(
-            sa.select(Item).where(
-                Item.store_id == store.id, Item.active.is_(True), Item.stock <= Item.low_stock_threshold
-            )
-        ).all()
+        low = queries.low_stock(store)
         if not low:
             continue
         clerks = db.session.scalars(

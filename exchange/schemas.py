@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import url_for
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from community import pii
+from community.schemas import ResidentOut
 from core.api import BaseSchema, PageQuery
 from core.bounds import ID, POINTS_MAX, STOCK_MAX
 
@@ -164,13 +164,12 @@ class RedemptionListSchema(BaseSchema):
     totals = fields.Nested(DayTotalsSchema)
 
 
-class ResidentLookupSchema(BaseSchema):
-    id = fields.Integer()
-    name = fields.String()
-    phone = fields.Function(lambda u: pii.mask_phone(u.phone))
-    volunteer_no = fields.String()
-    household = fields.Function(lambda u: u.household.number if u.household else None)
-    region = fields.Function(lambda u: u.region.name)
+class ResidentLookupSchema(ResidentOut):
+    """A resident as the counter finds them (API.md: region and household by name and number)."""
+
+    class Meta(ResidentOut.Meta):
+        exclude = ("region_code", "household_id")
+
     balance = fields.Function(lambda u: u.balance)
 
 

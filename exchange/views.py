@@ -6,23 +6,27 @@ import uuid
 from datetime import date
 from functools import partial
 
-import sqlalchemy as sa
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from community import pii
+from community import queries as community_queries
 from community import services as community_services
-from community.models import Region, User
 from core import clock, uploads
 from core.bounds import POINTS_MAX, STOCK_MAX, form_int
 from core.db import db
-from core.errors import DomainError, NotFound
+from core.errors import DomainError
+from core.pages import refusals
 from core.security import authorize, covers
 from exchange import queries, stores
 from exchange import redemption as redemptions
-from exchange.models import Item, StockMovement, Store
+from exchange.models import Store
+from exchange.schemas import ResidentLookupSchema
 
 bp = Blueprint("exchange", __name__)
+
+# The counter's search shows what the API's lookup answers (the same schema, the phone masked),
+# of it what the page has room for.
+LOOKUP = ResidentLookupSchema(only=("id", "name", "phone", "region", "balance"))
 
 
 def _staff_store(store_id: int, roles=stores.STAFF) -> Store:
@@ -37,21 +41,19 @@ def _staff_store(store_id: int, roles=stores.STAFF) -> Store:
 def my_stores():
     """The stores the signed-in clerk or admin works for."""
     authorize(current_user, stores.STAFF)
-    rows = [s for s in db.session.scalars(sa.select(Store).order_by(Store.id)) if covers(current_user, stores.STAFF, s)]
     regions = []
     if current_user.has_role("admin"):
-        roots = community_services.admin_regions(current_user, roles=("admin",))
-        regions = db.session.scalars(
-            sa.select(Region).where(sa.or_(*[community_services.subtree(r) for r in roots])).order_by(Region.path)
-        ).all()
-    return render_template("exchange/stores.html", stores=rows, regions=regions)
+        regions = community_queries.regions_within(community_services.admin_regions(current_user, roles=("admin",)))
+    return render_template(
+        "exchange/stores.html", stores=queries.staffed_by(current_user, stores.STAFF), regions=regions
+    )
 
 
 @bp.post("/stores/")
 @login_required
 def create_store():
     authorize(current_user, "admin")
-    try:
+    with refusals():
         store = stores.create_store(
             actor=current_user,
             name=request.form.get("name", ""),
@@ -59,9 +61,6 @@ def create_store():
             now=clock.now(),
             opening_hours=request.form.get("opening_hours") or None,
         )
-    except DomainError as error:
-        flash(error.text, "error")
-    else:
         flash(f"已开设「{store.name}」", "success")
     return redirect(url_for("exchange.my_stores"))
 
@@ -71,11 +70,11 @@ def create_store():
 def grant_clerk(store_id: int):
     store = _staff_store(store_id, roles=("admin",))
     phone = request.form.get("phone", "").strip()
-    user = db.session.scalar(sa.select(User).where(User.phone == phone))
+    user = community_queries.user_by_phone(phone)
     if user is None:
         flash("找不到该手机号的居民，请先让其注册", "error")
     else:
-        try:
+        with refusals():
             community_services.grant_role(
                 actor=current_user,
                 user_id=user.id,
@@ -84,9 +83,6 @@ def grant_clerk(store_id: int):
                 scope_id=store.id,
                 now=clock.now(),
             )
-        except DomainError as error:
-            flash(error.text, "error")
-        else:
             flash(f"已授权 {user.name} 为「{store.name}」店员", "success")
     return redirect(url_for("exchange.goods", store_id=store.id))
 
@@ -97,15 +93,13 @@ def counter(store_id: int):
     """The counter. Its name search works without script too (`?name=&phone_tail=`), scoped like
     the API's: only residents the store serves."""
     store = _staff_store(store_id, roles=("clerk",))
-    items = db.session.scalars(
-        sa.select(Item).where(Item.store_id == store.id, Item.active.is_(True)).order_by(Item.category, Item.id)
-    ).all()
+    items = queries.counter_items(store)
     search = {"name": request.args.get("name", "").strip()[:32], "phone_tail": request.args.get("phone_tail", "")}
     found, problem = None, None
     tail = search["phone_tail"]
     if search["name"] or tail:
         if search["name"] and len(tail) == 4 and tail.isascii() and tail.isdigit():
-            found = queries.find_residents(store, now=clock.now(), **search)
+            found = LOOKUP.dump(queries.find_residents(store, now=clock.now(), **search), many=True)
         else:
             problem = "请输入姓名和手机号后 4 位"
     return render_template(
@@ -115,7 +109,6 @@ def counter(store_id: int):
         search=search,
         found=found,
         problem=problem,
-        mask_phone=pii.mask_phone,
     )
 
 
@@ -123,10 +116,7 @@ def counter(store_id: int):
 @login_required
 def receipt(store_id: int, redemption_id: int):
     store = _staff_store(store_id)
-    row = db.session.get(redemptions.Redemption, redemption_id)
-    if row is None or row.store_id != store.id:
-        raise NotFound()
-    return render_template("exchange/receipt.html", store=store, r=row)
+    return render_template("exchange/receipt.html", store=store, r=queries.redemption_at(store, redemption_id))
 
 
 @bp.route("/stores/<int:store_id>/goods", methods=["GET", "POST"])
@@ -186,15 +176,11 @@ def _change_goods(store: Store, form) -> None:
 
 
 def _goods_page(store: Store, form=None) -> str:
-    items = db.session.scalars(sa.select(Item).where(Item.store_id == store.id).order_by(Item.id)).all()
-    movements = db.session.scalars(
-        sa.select(StockMovement).join(Item).where(Item.store_id == store.id).order_by(StockMovement.id.desc()).limit(30)
-    ).all()
     return render_template(
         "exchange/goods.html",
         store=store,
-        items=items,
-        movements=movements,
+        items=db.session.scalars(queries.items_of(store)).all(),
+        movements=queries.recent_movements(store),
         is_admin=covers(current_user, "admin", store),
         # One key per rendered form: a double submit of the same form receives the stock once.
         form_key=uuid.uuid4().hex,
@@ -223,9 +209,7 @@ def _report_page(store: Store, asked_day: str | None, *, void_form: dict | None 
     today = clock.today()
     day = day or today
     data = redemptions.day_report(store, *clock.day_range(day))
-    low = db.session.scalars(
-        sa.select(Item).where(Item.store_id == store.id, Item.active.is_(True), Item.stock <= Item.low_stock_threshold)
-    ).all()
+    low = queries.low_stock(store)
     page = render_template(
         "exchange/report.html",
         store=store,

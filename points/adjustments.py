@@ -15,7 +15,6 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import Session
 
-from community import services as community_services
 from community.models import User
 from core import audit
 from core.db import unit_of_work
@@ -168,20 +167,6 @@ def reject(*, actor: User, adjustment_id: int, reason: str, now: datetime) -> Ad
             now=now,
         )
     return adjustment
-
-
-def in_scope(user: User, status: str | None = None) -> sa.Select:
-    """Adjustments of residents in the regions `user` administers, newest first (pages and API)."""
-    authorize(user, "admin")
-    roots = community_services.admin_regions(user, roles=("admin",))
-    region_ids = sa.union(*[community_services.region_ids_in(r) for r in roots]) if roots else sa.select(sa.null())
-    select = (
-        sa.select(Adjustment)
-        .join(User, User.id == Adjustment.resident_id)
-        .where(User.region_id.in_(region_ids))
-        .order_by(Adjustment.id.desc())
-    )
-    return select.where(Adjustment.status == status) if status else select
 
 
 def _decidable(session: Session, actor: User, adjustment_id: int) -> Adjustment:

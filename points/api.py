@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from flask import jsonify, url_for
 
 from community import services as community_services
-from community.models import User
 from core.api import Page, Routes, paginate
 from core.db import db, utcnow
 from core.errors import Invalid, NotFound
 from core.security import authorize
-from points import adjustments, archive, catalogue, certificates, deeds, policies
-from points.models import Deed
+from points import adjustments, archive, catalogue, certificates, deeds, policies, queries
 from points.schemas import (
     AdjustmentQuery,
     AdjustmentRejectSchema,
@@ -44,42 +41,22 @@ from points.schemas import (
 api = Routes()
 
 
-def archive_of(user: User) -> dict:
-    session = db.session
-    return {
-        "resident": user,
-        "totals": archive.totals(session, user.id),
-        "entries": archive.entries(session, user.id),
-        "head_hash": archive.head_hash(session, user.id),
-    }
-
-
-def _resident_in_scope(user: User, resident_id: int) -> User:
-    """A resident an admin or reviewer of their region may read; others do not learn they exist."""
-    authorize(user, ("admin", "reviewer"))
-    resident = db.session.get(User, resident_id)
-    if resident is None:
-        raise NotFound("not_a_resident")
-    authorize(user, ("admin", "reviewer"), resident, hide=True)
-    return resident
-
-
 @api.route("/me/archive", response=ArchiveSchema, tag="points")
 def my_archive(user):
     """My moral e-archive: totals, the timeline, and the head of its hash chain."""
-    return archive_of(user)
+    return queries.archive_of(user)
 
 
 @api.route("/residents/<int:resident_id>/archive", response=ArchiveSchema, errors=(404,), tag="points")
 def resident_archive(user, resident_id):
     """A resident's archive, for an admin or reviewer of their region."""
-    return archive_of(_resident_in_scope(user, resident_id))
+    return queries.archive_of(queries.resident_in_scope(user, resident_id))
 
 
 @api.route("/residents/<int:resident_id>/archive/verify", response=VerifySchema, errors=(404,), tag="points")
 def verify_archive(user, resident_id):
     """Recompute a resident's hash chain; name the first entry that does not match."""
-    resident = _resident_in_scope(user, resident_id)
+    resident = queries.resident_in_scope(user, resident_id)
     return archive.verify(db.session, resident.id)
 
 
@@ -115,7 +92,7 @@ def adjust(user, resident_id, data, idempotency_key):
 @api.route("/adjustments", query=AdjustmentQuery, response=AdjustmentSchema, paged=True, tag="points")
 def list_adjustments(user, query):
     """Adjustments of residents in the caller's regions (admins), newest first; `?status=pending`."""
-    return paginate(adjustments.in_scope(user, query.get("status")), query, db.session)
+    return paginate(queries.adjustments_within(user, query.get("status")), query, db.session)
 
 
 @api.route(
@@ -155,12 +132,8 @@ def record_deed(user, data):
 def list_deeds(user, query):
     """Deeds in the caller's scope (reviewers and grid workers), newest first."""
     authorize(user, ("reviewer", "grid_worker", "admin"))
-    roots = [r for r in community_services.admin_regions(user, roles=("reviewer", "grid_worker", "admin"))]
-    region_ids = sa.union(*[community_services.region_ids_in(r) for r in roots]) if roots else sa.select(sa.null())
-    select = sa.select(Deed).where(Deed.region_id.in_(region_ids)).order_by(Deed.id.desc())
-    if "status" in query:
-        select = select.where(Deed.status == query["status"])
-    return paginate(select, query, db.session)
+    roots = community_services.admin_regions(user, roles=("reviewer", "grid_worker", "admin"))
+    return paginate(queries.deeds_within(roots, status=query.get("status")), query, db.session)
 
 
 @api.route(
@@ -291,7 +264,7 @@ def issue_certificate(user, data):
 def list_point_rules(user, query):
     """The duration → points rule and the policy in force in each region an admin administers (or in
     `region_code`'s subtree), with where each is inherited from."""
-    page = paginate(policies.rules_in_scope(user, query.get("region_code")), query, db.session)
+    page = paginate(queries.rule_regions(user, query.get("region_code")), query, db.session)
     return Page(policies.region_rules(db.session, list(page.items)), page.page, page.per_page, page.total)
 
 

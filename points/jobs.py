@@ -36,8 +36,8 @@ def verify_archives(*, now: datetime) -> str:
             "archive.verify",
             "archive",
             None,
-            now=now,
             after={"checked": len(users), "broken": broken, "ledger_problems": problems[:50]},
+            now=now,
         )
     return f"checked {len(users)} archives, {len(broken)} broken, {len(problems)} ledger problems"
 

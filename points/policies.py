@@ -191,12 +191,6 @@ def _default_policy(region: Region) -> RegionPolicy:
     return RegionPolicy(region_id=region.id, notice_days=3, expiry="none", settlement_month=1, settlement_day=1)
 
 
-def rules_in_scope(actor: User, region_code: str | None) -> sa.Select:
-    """The regions whose rules an admin may read: the subtree of `region_code`, or of every region
-    they administer, in tree order."""
-    return sa.select(Region).where(community_services.admin_scope(actor, region_code)).order_by(Region.path)
-
-
 def _region(code: str) -> Region:
     region = community_services.region_by_code(code)
     if region is None:

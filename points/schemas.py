@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from community import pii
+from community.schemas import ResidentOut
 from core.api import BaseSchema, PageQuery
 from core.bounds import ID
 from points.catalogue import POINTS_LIMIT
@@ -50,17 +50,8 @@ class TotalsSchema(BaseSchema):
     balance = fields.Integer()
 
 
-class ResidentSchema(BaseSchema):
-    id = fields.Integer()
-    name = fields.String()
-    volunteer_no = fields.String()
-    region_code = fields.String()
-    household_id = fields.Integer(allow_none=True)
-    phone = fields.Function(lambda u: pii.mask_phone(u.phone))
-
-
 class ArchiveSchema(BaseSchema):
-    resident = fields.Nested(ResidentSchema)
+    resident = fields.Nested(ResidentOut, exclude=("region", "household"))
     totals = fields.Nested(TotalsSchema)
     entries = fields.List(fields.Nested(EntrySchema))
     head_hash = fields.String()

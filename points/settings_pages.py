@@ -7,6 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from community import queries as community_queries
 from community import services as community_services
 from community.models import Region
 from core import clock, paging
@@ -14,7 +15,7 @@ from core.bounds import form_int
 from core.db import db
 from core.errors import DomainError, Forbidden
 from core.security import authorize
-from points import catalogue, policies
+from points import catalogue, policies, queries
 
 bp = Blueprint("points_settings", __name__)
 
@@ -35,7 +36,7 @@ def _picked(regions: list[Region], code: str | None) -> Region | None:
 def deed_types():
     """The catalogue in force in a region: add a type, rename, re-price, retire or bring one back."""
     authorize(current_user, "admin")
-    regions = community_services.region_choices(current_user)
+    regions = community_queries.region_choices(community_services.admin_roots(current_user))
     region = _picked(regions, request.values.get("region"))
     form, errors, status = {}, {}, 200
     if request.method == "POST" and region is not None:
@@ -98,7 +99,7 @@ def point_rules():
     inherited = None
     if chosen is not None and chosen.region.parent is not None:
         inherited = policies.region_rules(db.session, [chosen.region.parent])[0]
-    page = paging.page_of(policies.rules_in_scope(current_user, None), request.args, db.session)
+    page = paging.page_of(queries.rule_regions(current_user), request.args, db.session)
     return render_template(
         "points/point_rules.html",
         page=page,

@@ -5,40 +5,50 @@ services as the API."""
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from datetime import date
 
-import sqlalchemy as sa
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from community import pii
 from community import services as community_services
-from community.models import Household, Region, User
+from community.models import Region
+from community.schemas import ResidentOut
 from core import clock, paging, uploads
 from core.bounds import form_int
 from core.db import db
-from core.errors import DomainError, Invalid, NotFound
+from core.errors import Invalid, NotFound
+from core.pages import refusals
 from core.qr import qr_png
 from core.security import authorize
-from points import adjustments, archive, certificates, deeds, expiry
-from points.models import Adjustment, Deed
+from points import adjustments, archive, certificates, deeds, expiry, queries
 from points.schemas import MAX_ADJUSTMENT
 
 bp = Blueprint("points", __name__)
+
+# Who the archive belongs to, as its page heads it (the owner's own page and an admin's alike).
+ARCHIVE_HEADER = ResidentOut(only=("id", "name", "volunteer_no", "region"))
+# A resident as the admin's list of residents shows them.
+RESIDENT_ROW = ResidentOut(only=("id", "name", "volunteer_no", "phone", "region"))
 
 
 @bp.get("/my/archive")
 @login_required
 def my_archive():
-    user = current_user
+    return _archive_page(current_user, own=True, lapse=expiry.next_lapse(current_user, clock.today()))
+
+
+def _archive_page(resident, *, own: bool, **extra) -> str:
+    """The archive page, the newest entry first: the resident's own, or an admin's view of it."""
+    shown = queries.archive_of(resident)
     return render_template(
         "points/archive.html",
-        resident=user,
-        own=True,
-        totals=archive.totals(db.session, user.id),
-        entries=list(reversed(archive.entries(db.session, user.id))),
-        head=archive.head_hash(db.session, user.id),
-        lapse=expiry.next_lapse(user, clock.today()),
+        resident=ARCHIVE_HEADER.dump(resident),
+        own=own,
+        totals=shown["totals"],
+        entries=list(reversed(shown["entries"])),
+        head=shown["head_hash"],
+        **extra,
     )
 
 
@@ -49,21 +59,15 @@ def my_certificates():
     start, end, status = date(today.year, 1, 1).isoformat(), today.isoformat(), 200
     if request.method == "POST":
         start, end = request.form.get("from", ""), request.form.get("to", "")
-        try:
+        with refusals("请选择正确的起止日期") as refused:
             cert = certificates.issue(
                 user=current_user,
                 period_from=date.fromisoformat(start),
                 period_to=date.fromisoformat(end),
                 now=clock.now(),
             )
-        except ValueError:
-            flash("请选择正确的起止日期", "error")
-            status = 422
-        except DomainError as error:
-            flash(error.text, "error")
-            status = error.status
-        else:
             return redirect(url_for("points.certificate_print", code=cert.code))
+        status = refused.status
     return render_template("points/certificate_form.html", start=start, end=end, today=today), status
 
 
@@ -120,41 +124,26 @@ def _scope_roots() -> list[Region]:
 def residents():
     roots = _scope_roots()
     q = request.args.get("q", "").strip()[:64]
-    scope = sa.or_(*[community_services.subtree(r) for r in roots])
-    query = sa.select(User).join(User.region).where(scope).order_by(User.id)
-    if q:
-        query = query.where(
-            sa.or_(
-                User.name.contains(q, autoescape=True), User.volunteer_no == q, User.phone.endswith(q, autoescape=True)
-            )
-        )
-    page = paging.page_of(query, request.args, db.session)
-    balances = {u.id: archive.ledger.balance(db.session, u.id) for u in page.items}
-    return render_template("points/residents.html", page=page, q=q, balances=balances, mask_phone=pii.mask_phone)
+    page = paging.page_of(queries.residents_within(roots, q), request.args, db.session)
+    return render_template(
+        "points/residents.html",
+        page=replace(page, items=RESIDENT_ROW.dump(page.items, many=True)),
+        q=q,
+        balances=queries.balances(page.items),
+    )
 
 
 @bp.get("/admin/residents/<int:resident_id>")
 @login_required
 def resident(resident_id: int):
-    authorize(current_user, ("admin", "reviewer"))
-    user = db.session.get(User, resident_id)
-    if user is None:
-        raise NotFound()
-    authorize(current_user, ("admin", "reviewer"), user, hide=True)
+    user = queries.resident_in_scope(current_user, resident_id)
     household = None
-    if user.household_id:
-        members = db.session.scalars(sa.select(User).where(User.household_id == user.household_id)).all()
-        household = {
-            "number": db.session.get(Household, user.household_id).number,
-            "members": [(m, archive.totals(db.session, m.id)) for m in members],
-        }
-    return render_template(
-        "points/archive.html",
-        resident=user,
+    if found := queries.household_of(user):
+        home, members = found
+        household = {"number": home.number, "members": [(m, archive.totals(db.session, m.id)) for m in members]}
+    return _archive_page(
+        user,
         own=False,
-        totals=archive.totals(db.session, user.id),
-        entries=list(reversed(archive.entries(db.session, user.id))),
-        head=archive.head_hash(db.session, user.id),
         lapse=None,
         household=household,
         verification=archive.verify(db.session, user.id),
@@ -171,7 +160,7 @@ def adjust(resident_id: int):
     one adjustment."""
     authorize(current_user, "admin")
     form = request.form
-    try:
+    with refusals():
         adjustment = adjustments.request(
             actor=current_user,
             resident_id=resident_id,
@@ -182,9 +171,6 @@ def adjust(resident_id: int):
             key=f"page-{(form.get('key') or secrets.token_urlsafe(16))[:40]}",
             now=clock.now(),
         )
-    except DomainError as error:
-        flash(error.text, "error")
-    else:
         if adjustment.status == "posted":
             flash(f"已调整 {adjustment.points:+d} 分，记入档案", "success")
         else:
@@ -200,13 +186,12 @@ def adjust(resident_id: int):
 def new_deed():
     authorize(current_user, "grid_worker")
     roots = community_services.admin_regions(current_user, roles=("grid_worker",))
-    scope = sa.or_(*[community_services.subtree(r) for r in roots])
-    people = db.session.scalars(sa.select(User).join(User.region).where(scope).order_by(User.name).limit(500)).all()
+    people = ResidentOut(many=True, only=("id", "name", "region", "phone")).dump(queries.residents_by_name(roots))
     today = clock.today()  # the local day: at 01:30 in Beijing the UTC date is still yesterday
     form, status = {}, 200
     if request.method == "POST":
         form = request.form
-        try:
+        with refusals("请选择正确的发生日期") as refused:
             deed = deeds.record(
                 actor=current_user,
                 resident_id=form_int(form, "resident_id", minimum=1, required=True, message="请选择居民"),
@@ -216,19 +201,11 @@ def new_deed():
                 photo=uploads.from_request("photo"),
                 now=clock.now(),
             )
-        except ValueError:
-            flash("请选择正确的发生日期", "error")
-            status = 422
-        except DomainError as error:
-            flash(error.text, "error")
-            status = error.status
-        else:
             flash(f"已提交「{deed.deed_type.name}」，等待审核", "success")
             return redirect(url_for("points.new_deed"))
+        status = refused.status
     types = db.session.scalars(deeds.types_for(roots[0] if roots else None)).all()
-    return render_template(
-        "points/deed_form.html", people=people, types=types, today=today, form=form, mask_phone=pii.mask_phone
-    ), status
+    return render_template("points/deed_form.html", people=people, types=types, today=today, form=form), status
 
 
 @bp.get("/deeds/<int:deed_id>/photo")
@@ -243,7 +220,7 @@ def review_deeds():
     authorize(current_user, deeds.REVIEWERS)
     if request.method == "POST":
         action = request.form.get("action")
-        try:
+        with refusals():
             deed_id = form_int(request.form, "deed_id", minimum=1, required=True, message="请选择要处理的记录")
             if action == "approve":
                 deeds.approve(actor=current_user, deed_id=deed_id, now=clock.now())
@@ -262,18 +239,9 @@ def review_deeds():
                 )
             else:
                 raise Invalid(errors={"action": ["请选择操作"]})
-        except DomainError as error:
-            flash(error.text, "error")
-        else:
             flash("已处理", "success")
         return redirect(url_for("points.review_deeds"))
-    roots = community_services.admin_regions(current_user, roles=deeds.REVIEWERS)
-    region_ids = sa.union(*[community_services.region_ids_in(r) for r in roots])
-    rows = db.session.scalars(
-        sa.select(Deed)
-        .where(Deed.region_id.in_(region_ids), Deed.status.in_(("pending", "approved")))
-        .order_by(Deed.id)
-    ).all()
+    rows = queries.deeds_to_review(community_services.admin_regions(current_user, roles=deeds.REVIEWERS))
     return render_template("points/deed_review.html", deeds=rows, now=clock.now(), in_notice=deeds.in_notice)
 
 
@@ -290,11 +258,8 @@ def notices():
 @bp.post("/notices/<int:deed_id>/objection")
 @login_required
 def object_to(deed_id: int):
-    try:
+    with refusals():
         deeds.object_to(actor=current_user, deed_id=deed_id, reason=request.form.get("reason", ""), now=clock.now())
-    except DomainError as error:
-        flash(error.text, "error")
-    else:
         flash("异议已提交，审核员会核实处理", "success")
     return redirect(url_for("points.notices"))
 
@@ -309,7 +274,7 @@ def review_adjustments():
     authorize(current_user, "admin")
     if request.method == "POST":
         action = request.form.get("action")
-        try:
+        with refusals():
             adjustment_id = form_int(request.form, "adjustment_id", minimum=1, required=True)
             if action == "approve":
                 adjustments.approve(actor=current_user, adjustment_id=adjustment_id, now=clock.now())
@@ -318,19 +283,13 @@ def review_adjustments():
                 adjustments.reject(actor=current_user, adjustment_id=adjustment_id, reason=reason, now=clock.now())
             else:
                 raise Invalid(errors={"action": ["请选择操作"]})
-        except DomainError as error:
-            flash(error.text, "error")
-        else:
             flash("已处理", "success")
         return redirect(url_for("points.review_adjustments"))
     # Every pending one is work to do (oldest first would hide the newest); the decided ones page.
-    pending = db.session.scalars(adjustments.in_scope(current_user, "pending").limit(200)).all()
-    decided = paging.page_of(
-        adjustments.in_scope(current_user).where(Adjustment.status != "pending"), request.args, db.session
-    )
+    decided = paging.page_of(queries.decided_adjustments(current_user), request.args, db.session)
     return render_template(
         "points/adjustment_review.html",
-        pending=pending,
+        pending=queries.pending_adjustments(current_user),
         decided=decided,
         me=current_user,
         review_above=adjustments.review_above(),

@@ -18,9 +18,10 @@ from tests.test_query_budgets import confirmed_running_activity, counted
 from volunteer import attendance, tokens
 
 ROOT = Path(__file__).resolve().parent.parent
-# What volunteer and exchange may use of points: the door, the separation-of-duties rule and the
-# pure rule arithmetic and its lookup. Never the tables, the ledger or the archive themselves.
-ALLOWED = {"points", "points.awards", "points.duties", "points.rules", "points.policies"}
+# What volunteer and exchange may use of points: the door, the separation-of-duties rule, the pure
+# rule arithmetic and its lookup, and the hook that adds a check to `ledger check` (wiring). Never
+# the tables, the ledger or the archive themselves.
+ALLOWED = {"points", "points.awards", "points.duties", "points.rules", "points.policies", "points.cli"}
 
 
 def imports_of(package: str) -> set[tuple[str, str]]:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from flask import Response, url_for
 
 from core.api import PageQuery, Routes, paginate
 from core.db import db, utcnow
 from core.qr import qr_png
-from volunteer import activities, attendance, signups, tokens
-from volunteer.models import Activity, Attendance, Signup
+from volunteer import activities, attendance, queries, signups, tokens
+from volunteer.models import Activity
 from volunteer.schemas import (
     ActivityChangesSchema,
     ActivityQuery,
@@ -133,9 +132,7 @@ def cancel_sign_up(user, activity_id):
 )
 def list_signups(user, activity_id, query):
     """The sign-ups of an activity, in sign-up order (organizers)."""
-    activity = activities.organized(user, activity_id)
-    select = sa.select(Signup).where(Signup.activity_id == activity.id).order_by(Signup.created_at, Signup.id)
-    return paginate(select, query, db.session)
+    return paginate(queries.signups_of(activities.organized(user, activity_id)), query, db.session)
 
 
 def _decide(approve: bool):
@@ -280,38 +277,21 @@ def reject_makeup(user, activity_id, user_id, data):
 )
 def list_attendances(user, activity_id, query):
     """The activity's attendance table (organizers)."""
-    activity = activities.organized(user, activity_id)
-    select = sa.select(Attendance).where(Attendance.activity_id == activity.id).order_by(Attendance.id)
-    return paginate(select, query, db.session)
+    return paginate(queries.attendances_of(activities.organized(user, activity_id)), query, db.session)
 
 
 @api.route("/activities/<int:activity_id>/live", response=LiveSchema, errors=(404,), tag="volunteer")
 def live(user, activity_id):
     """For the live check-in screen: how many are inside, and the latest arrivals."""
     activity = activities.organized(user, activity_id)
-    rows = db.session.scalars(
-        sa.select(Attendance)
-        .where(Attendance.activity_id == activity.id, Attendance.status != "annulled")
-        .order_by(Attendance.updated_at.desc())
-        .limit(8)
-    ).all()
-    inside = db.session.scalar(
-        sa.select(sa.func.count())
-        .select_from(Attendance)
-        .where(Attendance.activity_id == activity.id, Attendance.status == "open")
-    )
-    total = db.session.scalar(
-        sa.select(sa.func.count())
-        .select_from(Attendance)
-        .where(Attendance.activity_id == activity.id, Attendance.status != "annulled")
-    )
+    inside, total = queries.presence(activity)
     return {
         "inside": inside,
         "checked_in": total,
         "signed_up": activities.counts(activity.id)["signed_up"],
         "latest": [
             {"name": r.user.name, "action": "签到" if r.status == "open" else "签退", "at": r.updated_at.isoformat()}
-            for r in rows
+            for r in queries.latest_scans(activity)
         ],
     }
 
@@ -319,5 +299,4 @@ def live(user, activity_id):
 @api.route("/me/attendances", query=PageQuery, response=AttendanceSchema, paged=True, tag="volunteer")
 def my_attendances(user, query):
     """My attendance with credited minutes and points."""
-    select = sa.select(Attendance).where(Attendance.user_id == user.id).order_by(Attendance.checked_in_at.desc())
-    return paginate(select, query, db.session)
+    return paginate(queries.attendances_of_user(user), query, db.session)

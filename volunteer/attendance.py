@@ -22,8 +22,7 @@ from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from community import accounts
-from community.models import Region, User
-from community.services import admin_regions, subtree
+from community.models import User
 from core import audit, clock
 from core.db import db, unit_of_work
 from core.errors import Conflict, Invalid, NotFound, message
@@ -521,24 +520,6 @@ def reject(*, actor: User, activity_id: int, user_id: int, reason: str, now: dat
         row.updated_at = now
         _record_correction(session, row, before, reason, actor, activity, now, "attendance.reject")
     return row
-
-
-def pending_reviews(actor: User) -> list[Attendance]:
-    """The make-ups waiting for `actor` (reviewer or admin) in their regions, oldest first."""
-
-    roots = admin_regions(actor, REVIEWERS)
-    if not roots:
-        return []
-    in_scope = sa.or_(*(subtree(r) for r in roots))
-    rows = db.session.scalars(
-        sa.select(Attendance)
-        .join(Activity, Activity.id == Attendance.activity_id)
-        .join(Region, Region.id == Activity.region_id)
-        .where(Attendance.review == "pending", in_scope)
-        .order_by(Attendance.updated_at)
-        .limit(200)
-    ).all()
-    return list(rows)
 
 
 def annul(*, actor: User, activity_id: int, user_id: int, reason: str, now: datetime) -> Attendance:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
+from community.schemas import ResidentOut
 from core.api import BaseSchema, PageQuery
 from core.bounds import CAPACITY_MAX, ID
 from volunteer.models import CATEGORIES
@@ -121,9 +122,11 @@ class AttendanceSchema(BaseSchema):
     activity_title = fields.Function(lambda a: a.activity.title)
 
 
-class VolunteerSchema(BaseSchema):
-    id = fields.Integer()
-    name = fields.String()
+class VolunteerSchema(ResidentOut):
+    """Who was scanned in or out, as the kiosk shows them: the name and nothing more."""
+
+    class Meta(ResidentOut.Meta):
+        fields = ("id", "name")
 
 
 class ScanResultSchema(BaseSchema):

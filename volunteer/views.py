@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
@@ -16,10 +15,11 @@ from core import clock
 from core.bounds import CAPACITY_MAX, form_int, parse_int
 from core.db import db, utcnow
 from core.errors import DomainError
+from core.pages import refusals
 from core.security import authorize, covers
 from points import policies
-from volunteer import activities, attendance, signups, tokens
-from volunteer.models import CATEGORIES, Activity, Attendance, Signup
+from volunteer import activities, attendance, queries, signups, tokens
+from volunteer.models import CATEGORIES, Activity
 
 bp = Blueprint("volunteer", __name__)
 
@@ -29,14 +29,7 @@ def activity_list():
     """Published activities not yet over, soonest first."""
     q = request.args.get("q", "").strip()[:50]
     category = request.args.get("category")
-    select = activities.browse(
-        current_user,
-        status="published",
-        ends_after=utcnow(),
-        category=category if category in CATEGORIES else None,
-        text=q,
-    )
-    rows = db.session.scalars(select.order_by(Activity.starts_at, Activity.id).limit(100)).all()
+    rows = queries.upcoming(current_user, now=utcnow(), category=category if category in CATEGORIES else None, text=q)
     return render_template(
         "volunteer/list.html",
         activities=rows,
@@ -49,11 +42,7 @@ def activity_list():
 @bp.get("/activities/<int:activity_id>")
 def activity_detail(activity_id: int):
     activity = activities.get(activity_id, viewer=current_user)
-    mine = None
-    if current_user.is_authenticated:
-        mine = db.session.scalar(
-            sa.select(Signup).where(Signup.activity_id == activity.id, Signup.user_id == current_user.id)
-        )
+    mine = queries.signup_of(activity, current_user) if current_user.is_authenticated else None
     # An activity without its own rate earns what its region's rule gives (the rule in force now).
     rule = policies.rule_for(
         db.session, activity.region, activity.category, {"points_per_hour": activity.points_per_hour}
@@ -71,7 +60,7 @@ def activity_detail(activity_id: int):
 @bp.post("/activities/<int:activity_id>/signup")
 @login_required
 def signup(activity_id: int):
-    try:
+    with refusals():
         if request.form.get("action") == "cancel":
             signups.cancel(user=current_user, activity_id=activity_id, now=utcnow())
             flash("已取消报名", "info")
@@ -85,8 +74,6 @@ def signup(activity_id: int):
                 }[row.status],
                 "success",
             )
-    except DomainError as error:
-        flash(error.text, "error")
     return redirect(url_for("volunteer.activity_detail", activity_id=activity_id))
 
 
@@ -108,14 +95,11 @@ def scan():
 @bp.get("/my/activities")
 @login_required
 def my_activities():
-    rows = db.session.scalars(
-        sa.select(Signup).where(Signup.user_id == current_user.id).order_by(Signup.created_at.desc()).limit(100)
-    ).all()
-    present = {
-        a.activity_id: a for a in db.session.scalars(sa.select(Attendance).where(Attendance.user_id == current_user.id))
-    }
     return render_template(
-        "volunteer/mine.html", signups=rows, present=present, rate=signups.attendance_rate(current_user.id)
+        "volunteer/mine.html",
+        signups=queries.signups_of_user(current_user),
+        present=queries.attendance_by_activity(current_user),
+        rate=signups.attendance_rate(current_user.id),
     )
 
 
@@ -124,8 +108,7 @@ def my_activities():
 
 def _departments() -> list[Department]:
     authorize(current_user, "organizer")
-    ids = activities.organizer_departments(current_user)
-    return list(db.session.scalars(sa.select(Department).where(Department.id.in_(ids))))
+    return queries.organizer_departments(current_user)
 
 
 def _when(form, name: str) -> datetime | None:
@@ -161,12 +144,7 @@ def _form_values(form) -> dict:
 @login_required
 def dashboard():
     departments = _departments()
-    rows = db.session.scalars(
-        sa.select(Activity)
-        .where(Activity.department_id.in_([d.id for d in departments]))
-        .order_by(Activity.starts_at.desc())
-        .limit(100)
-    ).all()
+    rows = queries.activities_of(departments)
     return render_template(
         "volunteer/dashboard.html",
         activities=rows,
@@ -181,7 +159,7 @@ def new_activity():
     departments = _departments()
     status = 200
     if request.method == "POST":
-        try:
+        with refusals("请填写正确的时间") as refused:
             values = _form_values(request.form)
             department_id = form_int(request.form, "department_id", minimum=1, required=True, message="请选择部门")
             department = db.session.get(Department, department_id)
@@ -192,15 +170,9 @@ def new_activity():
                 now=utcnow(),
                 **values,
             )
-        except ValueError:
-            flash("请填写正确的时间", "error")
-            status = 422
-        except DomainError as error:
-            flash(error.text, "error")
-            status = error.status
-        else:
             flash("已保存为草稿，确认无误后请发布", "success")
             return redirect(url_for("volunteer.manage", activity_id=activity.id))
+        status = refused.status
     page = render_template("volunteer/form.html", departments=departments, categories=CATEGORIES, form=request.form)
     return page, status
 
@@ -212,7 +184,7 @@ def manage(activity_id: int):
     if request.method == "POST":
         form, now = request.form, utcnow()
         action = form.get("action")
-        try:
+        with refusals("请填写完整、正确的内容"):
             if action in ("publish", "cancel", "finish", "close"):
                 getattr(activities, action)(actor=current_user, activity_id=activity.id, now=now)
             elif action in ("approve", "reject"):
@@ -249,21 +221,12 @@ def manage(activity_id: int):
                     now=now,
                 )
             else:
-                raise KeyError(action)
-        except (KeyError, ValueError):
-            flash("请填写完整、正确的内容", "error")
-        except DomainError as error:
-            flash(error.text, "error")
-        else:
+                raise ValueError(action)
             pending = action in ("correct", "confirm") and row.review == "pending"
             flash("已提交补录，待审核员审核通过后计入积分" if pending else DONE.get(action, "已保存"), "success")
         return redirect(url_for("volunteer.manage", activity_id=activity.id))
-    rows = db.session.scalars(
-        sa.select(Signup).where(Signup.activity_id == activity.id).order_by(Signup.created_at, Signup.id)
-    ).all()
-    present = db.session.scalars(
-        sa.select(Attendance).where(Attendance.activity_id == activity.id).order_by(Attendance.id)
-    ).all()
+    rows = db.session.scalars(queries.signups_of(activity)).all()
+    present = db.session.scalars(queries.attendances_of(activity)).all()
     return render_template(
         "volunteer/manage.html",
         a=activity,
@@ -330,23 +293,17 @@ def edit_activity(activity_id: int):
     status = 200
     if request.method == "POST":
         form = request.form
-        try:
+        with refusals("请填写正确的时间") as refused:
             changed = _changes(activity, _form_values(request.form))
             if changed:
                 activities.update(actor=current_user, activity_id=activity.id, now=utcnow(), **changed)
-        except ValueError:
-            flash("请填写正确的时间", "error")
-            status = 422
-        except DomainError as error:
-            flash(error.text, "error")
-            status = error.status
-        else:
             told = activity.status == "published" and set(changed) & set(activities.WHEN_AND_WHERE)
             flash(
                 "已保存修改，已通知报名的志愿者" if told else ("已保存修改" if changed else "没有修改"),
                 "success",
             )
             return redirect(url_for("volunteer.manage", activity_id=activity.id))
+        status = refused.status
     page = render_template(
         "volunteer/form.html",
         departments=[activity.department],
@@ -365,7 +322,7 @@ def makeups():
     authorize(current_user, attendance.REVIEWERS)
     if request.method == "POST":
         form, now = request.form, utcnow()
-        try:
+        with refusals("请求有误，请刷新页面后重试"):
             activity_id = parse_int(form.get("activity_id"), minimum=1)
             user_id = parse_int(form.get("user_id"), minimum=1)
             if form.get("action") == "approve":
@@ -378,14 +335,9 @@ def makeups():
                 )
             else:
                 raise ValueError(form.get("action"))
-        except ValueError:
-            flash("请求有误，请刷新页面后重试", "error")
-        except DomainError as error:
-            flash(error.text, "error")
-        else:
             flash("已审核", "success")
         return redirect(url_for("volunteer.makeups"))
-    return render_template("volunteer/makeups.html", rows=attendance.pending_reviews(current_user))
+    return render_template("volunteer/makeups.html", rows=queries.pending_reviews(current_user, attendance.REVIEWERS))
 
 
 @bp.get("/organizer/activities/<int:activity_id>/live")
