@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
-from flask import Response, request
+from flask import Response, jsonify, request, url_for
 
-from community import accounts, imports, privacy, queries, services, signin
+from community import accounts, imports, privacy, queries, services, signin, users
 from community.schemas import (
+    AdminUserSchema,
     ClosedSchema,
     CloseRequestSchema,
     CodeSchema,
@@ -18,12 +19,16 @@ from community.schemas import (
     ImportReportSchema,
     ImportRequestSchema,
     ImportTemplateQuery,
+    PasswordResetCodeSchema,
+    PasswordResetRequestSchema,
     RegionQuery,
     RegionSchema,
     RegisterSchema,
     RoleQuery,
     TokenRequestSchema,
     TokenSchema,
+    UserChangeSchema,
+    UserQuery,
     UserSchema,
 )
 from core import sheets
@@ -78,6 +83,47 @@ def _problem_with(error: DomainError, **fields) -> Response:
 def unlock_user(user, user_id):
     """End a resident's sign-in lock-out (admins over the resident's region)."""
     return signin.unlock(actor=user, user_id=user_id, now=utcnow())
+
+
+@api.route("/users", query=UserQuery, response=AdminUserSchema, paged=True, tag="people")
+def list_users(user, query):
+    """Find people in the admin's regions by name, phone tail (last 4 digits) or volunteer number."""
+    roots = services.admin_roots(user, query.get("region_code"))
+    return paginate(queries.people_within(roots, text=query.get("q"), active=query.get("active")), query, db.session)
+
+
+@api.route(
+    "/users/<int:user_id>", "PATCH", body=UserChangeSchema, response=AdminUserSchema, errors=(404,), tag="people"
+)
+def change_user(user, user_id, data):
+    """Deactivate (`active: false`: every token and session of the person ends) or reactivate."""
+    return users.set_active(actor=user, user_id=user_id, active=data["active"], now=utcnow())
+
+
+@api.route(
+    "/users/<int:user_id>/password-reset",
+    "POST",
+    response=PasswordResetCodeSchema,
+    status=201,
+    errors=(404, 409),
+    tag="people",
+)
+def reset_user_password(user, user_id):
+    """A one-time code for the person to set a new password with, shown to the admin once (it is
+    kept only as a hash). It expires, works once, and a newer code replaces it."""
+    issued = users.issue_password_reset(actor=user, user_id=user_id, now=utcnow())
+    payload = PasswordResetCodeSchema().dump(issued) | {"url": url_for("user_pages.password_reset", _external=True)}
+    response = jsonify(payload)
+    response.status_code = 201
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@api.route("/auth/password-reset", "POST", body=PasswordResetRequestSchema, auth=False, tag="auth")
+def use_password_reset(user, data):
+    """Set a new password with the one-time code an admin gave; the old password stops working."""
+    users.reset_password(phone=data["phone"], code=data["code"], password=data["password"], now=utcnow())
+    return {"status": "ok"}
 
 
 @api.route("/me", response=UserSchema, tag="auth")

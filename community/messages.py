@@ -32,6 +32,9 @@ MESSAGES = {
     "password_incorrect": "密码不正确",
     "account_closed": "账号已注销",
     "close_has_roles": "您担任工作人员角色，请先由管理员撤销授权，再注销账号",
+    "not_for_yourself": "不能对自己的账号执行此操作",
+    "user_outranks": "该用户担任的职务超出您的管理范围，请由上级管理员办理",
+    "reset_code_invalid": "手机号或重置码不正确，或重置码已失效；请向管理员重新获取",
 }
 
 # What an import says of a bad row (community.imports): one stable code each, in the report's
@@ -68,4 +71,5 @@ DETAILS = {
     "account_locked": "密码错误次数过多，账号已暂时锁定至 {until}，届时可再试，也可请管理员解锁",
     "login_throttled": "该账号在本网络登录失败次数过多，请于 {until} 后再试",
     "login_throttled_address": "本网络登录失败次数过多，请于 {until} 后再试",
+    "reset_disabled_account": "该账号已停用，请先启用再重置密码",
 }

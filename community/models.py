@@ -237,3 +237,23 @@ class LoginAttempt(db.Model):
         sa.Index("ix_login_attempt_ip_at", "ip", "at"),
         sa.Index("ix_login_attempt_phone_at", "phone", "at"),
     )
+
+
+class PasswordReset(db.Model):
+    """A one-time code an admin gives a resident who cannot sign in (forgotten password, no phone
+    of their own to receive an SMS). Only a hash of the code is kept; it works once, before
+    `expires_at`, and a few wrong tries void it. A newer code for the same person voids older ones."""
+
+    __tablename__ = "password_reset"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(sa.String(256))
+    issued_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Set when the code was used, replaced by a newer one, or worn out by wrong tries.
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failures: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+
+    __table_args__ = (sa.CheckConstraint("failures >= 0", name="failures"),)

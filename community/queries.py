@@ -10,12 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+from sqlalchemy.orm import joinedload, selectinload
 
 from community import services
 from community.models import Department, Region, RoleGrant, User
+from core.bounds import is_ascii_digits
 from core.db import db
 
 LEAF_LEVELS = ("village", "community", "grid")
+# At most this many choices in a form's list of regions or departments.
+CHOICES = 1000
 
 
 def within(roots: Sequence[Region]) -> sa.ColumnElement[bool]:
@@ -28,9 +32,20 @@ def region_ids_under(roots: Sequence[Region]) -> sa.Select:
     return sa.select(Region.id).where(within(roots))
 
 
-def regions_within(roots: Sequence[Region]) -> list[Region]:
-    """The regions inside these subtrees, in tree order (a parent before its children)."""
-    return list(db.session.scalars(sa.select(Region).where(within(roots)).order_by(Region.path)))
+def region_tree(roots: Sequence[Region]) -> sa.Select:
+    """The regions inside these subtrees, in tree order (a parent before its children): a list to page."""
+    return sa.select(Region).where(within(roots)).order_by(Region.path)
+
+
+def regions_within(roots: Sequence[Region], *, limit: int = CHOICES) -> list[Region]:
+    """The regions inside these subtrees, in tree order: the choices of a form (at most `limit`)."""
+    return list(db.session.scalars(region_tree(roots).limit(limit)))
+
+
+def region_choices(roots: Sequence[Region], *, limit: int = CHOICES) -> list[Region]:
+    """The regions an admin picks on a page (to narrow a list, or to set something for), in tree
+    order: every one inside these subtrees but the grids, which follow their village."""
+    return list(db.session.scalars(region_tree(roots).where(Region.level != "grid").limit(limit)))
 
 
 def leaf_regions() -> list[Region]:
@@ -78,13 +93,14 @@ def department_search(*, region_code: str | None = None, text: str | None = None
     return select
 
 
-def departments_within(roots: Sequence[Region]) -> list[Department]:
-    """The departments of regions inside these subtrees, in tree order, then by name."""
-    return list(
-        db.session.scalars(
-            sa.select(Department).join(Department.region).where(within(roots)).order_by(Region.path, Department.name)
-        )
-    )
+def department_tree(roots: Sequence[Region]) -> sa.Select:
+    """The departments of regions inside these subtrees, in tree order, then by name: a list to page."""
+    return sa.select(Department).join(Department.region).where(within(roots)).order_by(Region.path, Department.name)
+
+
+def departments_within(roots: Sequence[Region], *, limit: int = CHOICES) -> list[Department]:
+    """The departments of regions inside these subtrees, in tree order, then by name: a form's choices."""
+    return list(db.session.scalars(department_tree(roots).limit(limit)))
 
 
 def grants_within(roots: Sequence[Region], *, user_id: int | None = None) -> sa.Select:
@@ -124,6 +140,34 @@ def find_people(roots: Sequence[Region], text: str, *, limit: int = 20) -> list[
             .limit(limit)
         )
     )
+
+
+def people_within(roots: Sequence[Region], *, text: str | None = None, active: bool | None = None) -> sa.Select:
+    """People registered inside these subtrees (an admin's user list), by name, then id, so that a
+    page keeps its order; found by name, the last 4 digits of their phone (the whole number also
+    finds them) or volunteer number; only active (or only deactivated) accounts when `active` is given."""
+    select = (
+        sa.select(User)
+        .join(User.region)
+        .where(within(roots))
+        .options(joinedload(User.region), selectinload(User.grants))
+        .order_by(User.name, User.id)
+    )
+    if active is not None:
+        select = select.where(User.active.is_(active))
+    text = (text or "").strip()
+    return select.where(_matching(text)) if text else select
+
+
+def _matching(text: str) -> sa.ColumnElement[bool]:
+    if is_ascii_digits(text):
+        found = [User.volunteer_no == f"ZY{text.zfill(8)}"] if len(text) <= 8 else []
+        if len(text) == 4:
+            found.append(User.phone.endswith(text, autoescape=True))
+        if len(text) == 11:
+            found.append(User.phone == text)
+        return sa.or_(*found) if found else sa.false()
+    return sa.or_(User.name.contains(text, autoescape=True), User.volunteer_no == text.upper())
 
 
 def user_by_phone(phone: str) -> User | None:

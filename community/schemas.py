@@ -208,3 +208,47 @@ class ImportTemplateQuery(BaseSchema):
     kind = fields.String(
         required=True, error_messages=REQUIRED, validate=validate.OneOf(IMPORT_KINDS, error="导入类型无效")
     )
+
+
+class UserQuery(PageQuery):
+    q = fields.String(
+        validate=validate.Length(max=64),
+        metadata={"description": "a name (part of it), the last 4 digits of the phone, or a volunteer number"},
+    )
+    region_code = fields.String(validate=validate.Length(max=32), metadata={"description": "only this subtree"})
+    active = fields.Boolean(metadata={"description": "only active (true) or deactivated (false) accounts"})
+
+
+class AdminUserSchema(ResidentOut):
+    """A person as an admin's list shows them: the phone masked, no balance (see the archive)."""
+
+    class Meta(ResidentOut.Meta):
+        exclude = ("region", "household_id", "household")
+
+    region_name = fields.Function(lambda user: user.region.name)
+    active = fields.Boolean()
+    locked_until = fields.Function(lambda user: locked_until(user), allow_none=True)
+    roles = fields.Function(
+        lambda user: RoleOutSchema(many=True, only=("role", "scope_type", "scope_id")).dump(user.grants)
+    )
+    last_login_at = fields.DateTime(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class UserChangeSchema(BaseSchema):
+    active = fields.Boolean(required=True, error_messages={**REQUIRED, "invalid": "应为 true（启用）或 false（停用）"})
+
+
+class PasswordResetCodeSchema(BaseSchema):
+    """The one-time code, shown to the admin once: it is stored only as a hash."""
+
+    user_id = fields.Function(lambda issued: issued.user.id)
+    code = fields.String()
+    expires_at = fields.DateTime()
+    url = fields.String(metadata={"description": "the page where the resident sets a new password with it"})
+
+
+class PasswordResetRequestSchema(BaseSchema):
+    phone = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(max=20))
+    code = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(max=16))
+    password = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(max=128))

@@ -305,6 +305,18 @@ def root_level_of(code: str) -> str:
     return "county"
 
 
+def admin_roots(actor: User, region_code: str | None = None) -> list[Region]:
+    """The roots an admin's list covers (filter with `community.queries.within`): `region_code`'s
+    region, which they must administer (403 otherwise; 422 for an unknown code), else every region
+    they administer."""
+    authorize(actor, "admin")
+    if region_code:
+        region = require_region(region_code)
+        authorize(actor, "admin", region)
+        return [region]
+    return admin_regions(actor, roles=("admin",))
+
+
 def ensure_admin(
     *,
     phone: str,

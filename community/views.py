@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -21,7 +22,7 @@ from community.balances import balance
 from community.importers import KINDS
 from community.models import LEVEL_NAMES, LEVEL_RANK, ROLE_NAMES, ROLE_SCOPES, Region
 from community.schemas import ResidentOut
-from core import clock
+from core import clock, paging
 from core.bounds import form_int
 from core.db import db, utcnow
 from core.errors import DomainError, Invalid, NotFound, RateLimited, Unauthorized
@@ -220,12 +221,13 @@ def _admin_roots() -> list[Region]:
 @login_required
 def admin_home():
     roots = _admin_roots()
-    regions = queries.regions_within(roots)
-    counts = queries.residents_per_region(regions)
+    page = paging.page_of(queries.region_tree(roots), request.args, db.session, per_page=50)
+    counts = queries.residents_per_region(page.items)
     return render_template(
         "community/admin_regions.html",
         roots=roots,
-        regions=regions,
+        page=page,
+        parents=queries.region_choices(roots),
         counts=counts,
         level_names=LEVEL_NAMES,
         levels=list(LEVEL_RANK),
@@ -266,9 +268,9 @@ def admin_departments():
             )
             flash(f"已添加部门「{department.name}」", "success")
         return redirect(url_for("community.admin_departments"))
-    departments = queries.departments_within(roots)
+    page = paging.page_of(queries.department_tree(roots), request.args, db.session)
     regions = queries.regions_within(roots)
-    return render_template("community/admin_departments.html", departments=departments, regions=regions)
+    return render_template("community/admin_departments.html", page=page, regions=regions)
 
 
 @bp.route("/admin/roles", methods=["GET", "POST"])
@@ -291,12 +293,13 @@ def admin_roles():
         return redirect(url_for("community.admin_roles", q=form.get("q", "")))
     q = request.args.get("q", "").strip()
     people = queries.find_people(roots, q) if q else []
-    grants = list(db.session.scalars(queries.grants_within(roots)))
+    page = paging.page_of(queries.grants_within(roots), request.args, db.session)
     shown = ResidentOut(only=("id", "name", "phone", "region"))
+    grants = replace(page, items=[(grant, shown.dump(grant.user)) for grant in page.items])
     now = utcnow()
     return render_template(
         "community/admin_roles.html",
-        grants=[(grant, shown.dump(grant.user)) for grant in grants],
+        grants=grants,
         people=shown.dump(people, many=True),
         # The lock-outs that still stand, by person: the admin lifts them here.
         locks={p.id: p.locked_until for p in people if p.locked_until is not None and p.locked_until > now},
@@ -306,7 +309,6 @@ def admin_roles():
         role_names=ROLE_NAMES,
         role_scopes=ROLE_SCOPES,
         scope_label=services.scope_label,
-        local=clock.local,
     )
 
 
@@ -317,6 +319,8 @@ def admin_unlock_user(user_id: int):
     with refusals():
         person = signin.unlock(actor=current_user, user_id=user_id, now=utcnow())
         flash(f"已解锁「{person.name}」的账号，可立即重新登录", "success")
+    if request.form.get("back") == "users":
+        return redirect(url_for("user_pages.admin_users", q=request.form.get("q", "")))
     return redirect(url_for("community.admin_roles", q=request.form.get("q", "")))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -59,6 +60,24 @@ def _register_templates(app: Flask) -> None:
     @app.template_filter("local")
     def local_time(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
         return value.astimezone(zone).strftime(fmt) if value else ""
+
+    @app.template_filter("when")
+    def when(value: Any) -> str:
+        """A moment for a list: "12月30日 09:00", with the year when it is not this year's, so a
+        list that crosses a new year never reads "1月3日" for a date a year away."""
+        if not value:
+            return ""
+        local = value.astimezone(zone)
+        day = f"{local.month}月{local.day}日 {local:%H:%M}"
+        return day if local.year == datetime.now(zone).year else f"{local.year}年{day}"
+
+    @app.template_global("time_span")
+    def time_span(start: Any, end: Any) -> str:
+        """From start to end: the end's time alone on the same local day, else its date too."""
+        if not start or not end:
+            return when(start or end)
+        same_day = start.astimezone(zone).date() == end.astimezone(zone).date()
+        return f"{when(start)}–{end.astimezone(zone):%H:%M}" if same_day else f"{when(start)} – {when(end)}"
 
     @app.context_processor
     def globals_() -> dict[str, Any]:

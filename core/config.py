@@ -77,6 +77,11 @@ class Config:
     LOGIN_LOCK_MAX_MINUTES = _int("MORALCREDIT_LOGIN_LOCK_MAX_MINUTES", 30)
     LOGIN_LOCK_FORGET_HOURS = _int("MORALCREDIT_LOGIN_LOCK_FORGET_HOURS", 24)
 
+    # The one-time password-reset code an admin gives a resident (docs/operations.md "Accounts an
+    # admin looks after"): it works once, for this many hours, and wears out after wrong tries.
+    PASSWORD_RESET_HOURS = _int("MORALCREDIT_PASSWORD_RESET_HOURS", 24)
+    PASSWORD_RESET_MAX_FAILURES = _int("MORALCREDIT_PASSWORD_RESET_MAX_FAILURES", 5)
+
     # The personal code (会员码) changes every minute; verification accepts a little clock skew.
     PERSONAL_CODE_STEP_SECONDS = 60
     PERSONAL_CODE_SKEW_STEPS = 1

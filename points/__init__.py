@@ -24,11 +24,12 @@ def init_app(app: Flask) -> None:
     from community import privacy as residents_rights
     from community.balances import register_balance_reader
     from community.cli import add_demo_seeder
-    from points import cli, demo, jobs, ledger, messages, privacy, views
+    from points import cli, demo, jobs, ledger, messages, privacy, settings_pages, views
     from points.api import api
 
     register_messages(app, messages.MESSAGES)
     app.register_blueprint(views.bp)
+    app.register_blueprint(settings_pages.bp)
     core.api.register(app, api)
     core.jobs.register(app, jobs.jobs)
     cli.init_app(app)

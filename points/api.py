@@ -5,10 +5,11 @@ from __future__ import annotations
 from flask import jsonify, url_for
 
 from community import services as community_services
-from core.api import Routes, paginate
+from core.api import Page, Routes, paginate
 from core.db import db, utcnow
+from core.errors import Invalid, NotFound
 from core.security import authorize
-from points import adjustments, archive, certificates, deeds, queries
+from points import adjustments, archive, catalogue, certificates, deeds, policies, queries
 from points.schemas import (
     AdjustmentQuery,
     AdjustmentRejectSchema,
@@ -21,13 +22,18 @@ from points.schemas import (
     DeedQuery,
     DeedRequestSchema,
     DeedSchema,
+    DeedTypeChangesSchema,
     DeedTypeQuery,
+    DeedTypeRequestSchema,
     DeedTypeSchema,
     DeedVoidSchema,
     EntrySchema,
     ObjectionRequestSchema,
     ObjectionResolveSchema,
     ObjectionSchema,
+    PointRuleQuery,
+    PointRuleRequestSchema,
+    RegionRuleSchema,
     ReviewSchema,
     VerifySchema,
 )
@@ -190,9 +196,52 @@ def resolve_objection(user, deed_id, objection_id, data):
 
 @api.route("/deed-types", query=DeedTypeQuery, response=DeedTypeSchema, paged=True, auth=False, tag="points")
 def list_deed_types(user, query):
-    """The catalogue of deeds and deductions (negative points) that apply in a region."""
+    """The catalogue of deeds and deductions (negative points) that apply in a region: for each code,
+    the nearest region's type; `include_retired` lists retired ones too."""
     region = community_services.region_by_code(query.get("region_code"))
-    return paginate(deeds.types_for(region), query, db.session)
+    if query.get("region_code") and region is None:
+        raise NotFound("region_not_found")
+    select = catalogue.types_for(region, include_retired=query["include_retired"])
+    return paginate(select, query, db.session)
+
+
+def _deed_type_values(data: dict) -> catalogue.Change:
+    return catalogue.Change(name=data.get("name"), points=data.get("points"), active=data.get("active"))
+
+
+@api.route(
+    "/deed-types",
+    "POST",
+    body=DeedTypeRequestSchema,
+    response=DeedTypeSchema,
+    status=201,
+    errors=(409,),
+    tag="points",
+)
+def add_deed_type(user, data):
+    """An admin adds a deed type for a region they administer (its whole subtree); a code inherited
+    from above is shadowed there from now on."""
+    return catalogue.add(
+        actor=user, code=data["code"], values=_deed_type_values(data), region_code=data.get("region_code"), now=utcnow()
+    )
+
+
+@api.route(
+    "/deed-types/<code>",
+    "PATCH",
+    body=DeedTypeChangesSchema,
+    response=DeedTypeSchema,
+    errors=(404, 409),
+    tag="points",
+)
+def change_deed_type(user, code, data):
+    """An admin renames, re-prices, retires (`active: false`) or brings back a deed type for a region
+    they administer. Deeds already recorded keep their points."""
+    if data.get("code") not in (None, code):
+        raise Invalid(errors={"code": ["编码不能修改；请新增一个类型并停用旧的"]})
+    return catalogue.change(
+        actor=user, code=code, values=_deed_type_values(data), region_code=data.get("region_code"), now=utcnow()
+    )
 
 
 @api.route("/certificates/<code>", response=CertificateCheckSchema, auth=False, errors=(404,), tag="points")
@@ -209,3 +258,25 @@ def issue_certificate(user, data):
     cert = certificates.issue(user=user, now=utcnow(), **data)
     cert.url = url_for("points.certificate_page", code=cert.code, _external=True)
     return cert
+
+
+@api.route("/point-rules", query=PointRuleQuery, response=RegionRuleSchema, paged=True, tag="points")
+def list_point_rules(user, query):
+    """The duration → points rule and the policy in force in each region an admin administers (or in
+    `region_code`'s subtree), with where each is inherited from."""
+    page = paginate(queries.rule_regions(user, query.get("region_code")), query, db.session)
+    return Page(policies.region_rules(db.session, list(page.items)), page.page, page.per_page, page.total)
+
+
+@api.route("/point-rules/<region_code>", response=RegionRuleSchema, errors=(404,), tag="points")
+def get_point_rule(user, region_code):
+    """One region's rule and policy in force, with where each is inherited from."""
+    return policies.rule_of(user, region_code)
+
+
+@api.route("/point-rules/<region_code>", "PUT", body=PointRuleRequestSchema, response=RegionRuleSchema, tag="points")
+def put_point_rule(user, region_code, data):
+    """An admin sets a region's rule (points per hour, rounding, minimum, daily cap) and policy
+    (expiry); the subtree inherits it unless a region below has its own. Attendances settled after
+    the change use it; earlier credits keep the version they used."""
+    return policies.put_region_rule(actor=user, region_code=region_code, now=utcnow(), **data)

@@ -17,46 +17,18 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from community import pii
-from community.models import Region, User
+from community.models import User
 from core import audit, clock, uploads
 from core.db import db, unit_of_work
 from core.errors import Conflict, Invalid, NotFound
 from core.security import authorize, covers
-from points import awards, duties, policies
+from points import awards, catalogue, duties, policies
 from points.models import Deed, DeedObjection, DeedType, fits_id
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TYPES = [
-    ("jianyiyongwei", "见义勇为", 50),
-    ("haorenhaoshi", "好人好事", 10),
-    ("xiaolaoaiqin", "孝老爱亲", 10),
-    ("lingliting", "邻里互助", 5),
-    ("huanjingweihu", "环境卫生维护", 5),
-    ("luanrenglaji", "乱扔垃圾", -5),
-    ("weiguiranfang", "违规燃放烟花爆竹", -10),
-    ("luanduiluanfang", "乱堆乱放", -5),
-]
-
-
-def ensure_default_types() -> None:
-    with unit_of_work() as session:
-        for code, name, points in DEFAULT_TYPES:
-            if (
-                session.scalar(sa.select(DeedType.id).where(DeedType.code == code, DeedType.region_id.is_(None)))
-                is None
-            ):
-                session.add(DeedType(code=code, name=name, points=points, region_id=None))
-
-
-def types_for(region: Region | None) -> sa.Select:
-    """Deed types that apply in `region`: the region's own (and its ancestors') and the global ones."""
-    ids = region.ancestor_ids if region else []
-    return (
-        sa.select(DeedType)
-        .where(DeedType.active.is_(True), sa.or_(DeedType.region_id.is_(None), DeedType.region_id.in_(ids)))
-        .order_by(DeedType.points.desc(), DeedType.id)
-    )
+# The catalogue (what may be recorded, at what points) is `points.catalogue`.
+types_for = catalogue.types_for
 
 
 def record(

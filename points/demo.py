@@ -26,7 +26,6 @@ ACTIVITIES = [
 def seed() -> str:
     now = utcnow()
     rng = random.Random(7)
-    deeds.ensure_default_types()
     county = db.session.scalar(sa.select(Region).where(Region.level == "county"))
     policies.set_rule(
         actor=None,

@@ -19,4 +19,6 @@ MESSAGES = {
     "objection_not_open": "该异议已处理",
     "adjustment_not_found": "找不到该调整",
     "adjustment_not_pending": "该调整已处理，不能重复处理",
+    "deed_type_exists": "该地区已有此编码的事迹类型",
+    "deed_type_not_found": "找不到该事迹类型",
 }

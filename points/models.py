@@ -198,6 +198,8 @@ class DeedType(db.Model):
     region_id: Mapped[int | None] = mapped_column(sa.ForeignKey("region.id", ondelete="RESTRICT"), index=True)
     active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
 
+    region: Mapped[Region | None] = relationship()
+
     __table_args__ = (sa.UniqueConstraint("code", "region_id"), sa.CheckConstraint("points <> 0", name="nonzero"))
 
 

@@ -1,5 +1,6 @@
 """Read side of points that the API and the pages share: the residents an admin or reviewer may
-read, deeds and adjustments inside a scope, balances of a list of people.
+read, deeds and adjustments inside a scope, balances of a list of people, the regions whose point
+rules an admin reads.
 
 Reads only: no writes, no rules. Balances come from `points.ledger`, the one owner of them.
 """
@@ -50,9 +51,9 @@ def proxy_names(entries: Sequence[ArchiveEntry]) -> dict[int, str]:
     return dict(db.session.execute(sa.select(User.id, User.name).where(User.id.in_(ids))).all()) if ids else {}
 
 
-def residents_within(roots: Sequence[Region], text: str = "", *, limit: int = 50) -> list[User]:
-    """People registered inside these subtrees, oldest accounts first; with `text`, those whose name
-    contains it, whose volunteer number is it, or whose phone ends with it."""
+def residents_within(roots: Sequence[Region], text: str = "") -> sa.Select:
+    """People registered inside these subtrees, oldest accounts first (a list to page); with `text`,
+    those whose name contains it, whose volunteer number is it, or whose phone ends with it."""
     select = sa.select(User).join(User.region).where(community_queries.within(roots)).order_by(User.id)
     if text:
         select = select.where(
@@ -62,7 +63,7 @@ def residents_within(roots: Sequence[Region], text: str = "", *, limit: int = 50
                 User.phone.endswith(text, autoescape=True),
             )
         )
-    return list(db.session.scalars(select.limit(limit)))
+    return select
 
 
 def residents_by_name(roots: Sequence[Region], *, limit: int = 500) -> list[User]:
@@ -131,6 +132,12 @@ def pending_adjustments(admin: User, *, limit: int = 200) -> list[Adjustment]:
     return list(db.session.scalars(adjustments_within(admin, "pending").limit(limit)))
 
 
-def decided_adjustments(admin: User, *, limit: int = 30) -> list[Adjustment]:
-    """The latest adjustments of the admin's residents that posted or were refused, newest first."""
-    return list(db.session.scalars(adjustments_within(admin).where(Adjustment.status != "pending").limit(limit)))
+def decided_adjustments(admin: User) -> sa.Select:
+    """Adjustments of the admin's residents that posted or were refused, newest first (a list to page)."""
+    return adjustments_within(admin).where(Adjustment.status != "pending")
+
+
+def rule_regions(admin: User, region_code: str | None = None) -> sa.Select:
+    """The regions whose point rules an admin reads, in tree order: `region_code`'s subtree (which
+    must be theirs), else that of every region they administer."""
+    return community_queries.region_tree(community_services.admin_roots(admin, region_code))

@@ -4,6 +4,8 @@ services as the API."""
 
 from __future__ import annotations
 
+import secrets
+from dataclasses import replace
 from datetime import date
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -12,7 +14,7 @@ from flask_login import current_user, login_required
 from community import services as community_services
 from community.models import Region
 from community.schemas import ResidentOut
-from core import clock, uploads
+from core import clock, paging, uploads
 from core.bounds import form_int
 from core.db import db
 from core.errors import Invalid, NotFound
@@ -20,11 +22,14 @@ from core.pages import refusals
 from core.qr import qr_png
 from core.security import authorize
 from points import adjustments, archive, certificates, deeds, expiry, queries
+from points.schemas import MAX_ADJUSTMENT
 
 bp = Blueprint("points", __name__)
 
 # Who the archive belongs to, as its page heads it (the owner's own page and an admin's alike).
-ARCHIVE_HEADER = ResidentOut(only=("name", "volunteer_no", "region"))
+ARCHIVE_HEADER = ResidentOut(only=("id", "name", "volunteer_no", "region"))
+# A resident as the admin's list of residents shows them.
+RESIDENT_ROW = ResidentOut(only=("id", "name", "volunteer_no", "phone", "region"))
 
 
 @bp.get("/my/archive")
@@ -120,13 +125,13 @@ def _scope_roots() -> list[Region]:
 @login_required
 def residents():
     roots = _scope_roots()
-    q = request.args.get("q", "").strip()
-    people = queries.residents_within(roots, q)
+    q = request.args.get("q", "").strip()[:64]
+    page = paging.page_of(queries.residents_within(roots, q), request.args, db.session)
     return render_template(
         "points/residents.html",
-        people=ResidentOut(many=True, only=("id", "name", "volunteer_no", "phone", "region")).dump(people),
+        page=replace(page, items=RESIDENT_ROW.dump(page.items, many=True)),
         q=q,
-        balances=queries.balances(people),
+        balances=queries.balances(page.items),
     )
 
 
@@ -139,8 +144,40 @@ def resident(resident_id: int):
         home, members = found
         household = {"number": home.number, "members": [(m, archive.totals(db.session, m.id)) for m in members]}
     return _archive_page(
-        user, own=False, lapse=None, household=household, verification=archive.verify(db.session, user.id)
+        user,
+        own=False,
+        lapse=None,
+        household=household,
+        verification=archive.verify(db.session, user.id),
+        adjust_key=secrets.token_urlsafe(16),
+        review_above=adjustments.review_above(),
     )
+
+
+@bp.post("/admin/residents/<int:resident_id>/adjustments")
+@login_required
+def adjust(resident_id: int):
+    """An admin credits or debits a resident with a reason (the same service as the API): small
+    ones post at once, larger ones wait for a second admin. The form's key makes a double submit
+    one adjustment."""
+    authorize(current_user, "admin")
+    form = request.form
+    with refusals():
+        adjustment = adjustments.request(
+            actor=current_user,
+            resident_id=resident_id,
+            points=form_int(
+                form, "points", minimum=-MAX_ADJUSTMENT, maximum=MAX_ADJUSTMENT, required=True, message="请填写积分"
+            ),
+            reason=form.get("reason", ""),
+            key=f"page-{(form.get('key') or secrets.token_urlsafe(16))[:40]}",
+            now=clock.now(),
+        )
+        if adjustment.status == "posted":
+            flash(f"已调整 {adjustment.points:+d} 分，记入档案", "success")
+        else:
+            flash(f"调整 {adjustment.points:+d} 分已提交，须另一位管理员审核后计入", "info")
+    return redirect(url_for("points.resident", resident_id=resident_id))
 
 
 # Deeds ------------------------------------------------------------------------------------------
@@ -250,10 +287,12 @@ def review_adjustments():
                 raise Invalid(errors={"action": ["请选择操作"]})
             flash("已处理", "success")
         return redirect(url_for("points.review_adjustments"))
+    # Every pending one is work to do (oldest first would hide the newest); the decided ones page.
+    decided = paging.page_of(queries.decided_adjustments(current_user), request.args, db.session)
     return render_template(
         "points/adjustment_review.html",
         pending=queries.pending_adjustments(current_user),
-        decided=queries.decided_adjustments(current_user),
+        decided=decided,
         me=current_user,
         review_above=adjustments.review_above(),
     )

@@ -92,6 +92,36 @@ CASES = [
         403,
         {"admin": 200, "admin_elsewhere": 404, "anonymous": 401},
     ),
+    Case("list users", "GET", "/api/v1/users?q=李", 403, {"admin": 200, "admin_elsewhere": 200, "anonymous": 401}),
+    Case(
+        "list users of a region",
+        "GET",
+        "/api/v1/users?region_code=430101",
+        403,
+        {"admin": 200, "anonymous": 401},
+    ),
+    Case(
+        "deactivate user",
+        "PATCH",
+        lambda w: f"/api/v1/users/{w.users['target'].id}",
+        403,
+        {"admin": 200, "admin_elsewhere": 404, "anonymous": 401},
+        body={"active": False},
+    ),
+    Case(
+        "password reset code",
+        "POST",
+        lambda w: f"/api/v1/users/{w.users['target'].id}/password-reset",
+        403,
+        {"admin": 201, "admin_elsewhere": 404, "anonymous": 401},
+    ),
+    Case(
+        "use a password reset code",
+        "POST",
+        "/api/v1/auth/password-reset",
+        422,
+        body=lambda w: {"phone": w.users["target"].phone, "code": "12345678", "password": "Newpass123"},
+    ),
     Case("list regions", "GET", "/api/v1/regions", 200),
     Case("get region", "GET", "/api/v1/regions/430101", 200),
     Case(
@@ -230,6 +260,41 @@ CASES = [
         page=True,
     ),
     Case(
+        "admin users page",
+        "GET",
+        "/admin/users?q=李",
+        403,
+        {"admin": 200, "admin_elsewhere": 200, "anonymous": 302},
+        page=True,
+    ),
+    Case(
+        "admin deactivate form",
+        "POST",
+        lambda w: f"/admin/users/{w.users['target'].id}/active",
+        403,
+        {"admin": 302, "admin_elsewhere": 302, "anonymous": 302},
+        page=True,
+        body={"active": "0"},
+    ),
+    # The code is shown on the response itself (never a redirect); a refusal redirects with a flash.
+    Case(
+        "admin password reset form",
+        "POST",
+        lambda w: f"/admin/users/{w.users['target'].id}/password-reset",
+        403,
+        {"admin": 200, "admin_elsewhere": 302, "anonymous": 302},
+        page=True,
+    ),
+    Case("password reset page", "GET", "/password/reset", 200, page=True),
+    Case(
+        "password reset form",
+        "POST",
+        "/password/reset",
+        422,
+        page=True,
+        body=lambda w: {"phone": w.users["target"].phone, "code": "12345678", "password": "Newpass123"},
+    ),
+    Case(
         "admin revoke form",
         "POST",
         lambda w: f"/admin/roles/{_grant_to_target(w)}/revoke",
@@ -273,3 +338,12 @@ def test_only_an_admin_in_scope_can_import_a_department(client, world, actor):
     db.session.expire_all()
     imported = db.session.query(Department).filter_by(name="桃花江镇文明办").count()
     assert imported == (1 if actor == "admin" else 0)
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+def test_only_an_admin_in_scope_deactivates_through_the_form(client, world, actor):
+    check(client, CASES[[c.name for c in CASES].index("admin deactivate form")], world, actor)
+    from tests.factories import fresh
+
+    fresh()
+    assert world.users["target"].active is (actor != "admin")

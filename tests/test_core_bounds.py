@@ -29,9 +29,7 @@ NOT_ASCII = ["²", "٣", "１２"]
 
 @pytest.fixture
 def w(app):
-    world = build_world()
-    deeds.ensure_default_types()
-    return world
+    return build_world()
 
 
 def problem(response, status=422):

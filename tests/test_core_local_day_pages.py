@@ -11,7 +11,6 @@ import sqlalchemy as sa
 
 from core import clock
 from core.db import db
-from points import deeds
 from points.models import Deed
 from tests.authz import build_world, csrf_token, sign_in_page
 from tests.factories import fresh
@@ -23,9 +22,7 @@ LOCAL_TODAY = date(2027, 1, 5)
 
 @pytest.fixture
 def w(app):
-    world = build_world()
-    deeds.ensure_default_types()
-    return world
+    return build_world()
 
 
 @pytest.fixture

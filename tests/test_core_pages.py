@@ -11,7 +11,6 @@ from flask import get_flashed_messages
 from core.db import db
 from core.errors import Conflict
 from core.pages import refusals
-from points import deeds
 from points.models import Certificate, Deed
 from tests.authz import build_world, csrf_token, sign_in_page
 from volunteer.models import Activity
@@ -19,9 +18,7 @@ from volunteer.models import Activity
 
 @pytest.fixture
 def w(app):
-    world = build_world()
-    deeds.ensure_default_types()
-    return world
+    return build_world()  # the deed catalogue comes with the migrations
 
 
 def _post(app, who, path, form):

@@ -14,7 +14,6 @@ from core.audit import AuditEntry
 from core.db import db, utcnow
 from exchange import stores
 from exchange.models import Item
-from points import deeds
 from points.models import Deed
 from tests import factories as f
 from tests.authz import build_world, csrf_token, sign_in_page
@@ -23,9 +22,7 @@ from tests.factories import fresh
 
 @pytest.fixture
 def w(app):
-    world = build_world()
-    deeds.ensure_default_types()
-    return world
+    return build_world()
 
 
 def gps_exif(orientation: int | None = None) -> Image.Exif:

@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from core.db import utcnow
-from points import adjustments, certificates, deeds
+from core.db import db, utcnow
+from points import adjustments, archive, certificates, deeds
 from tests import factories as f
 from tests.authz import Case, World, check_matrix
 
@@ -18,7 +18,6 @@ def resident_id(w: World) -> int:
 
 def pending_deed(w: World, name: str = "pending", **extra) -> int:
     if name not in w.extra:
-        deeds.ensure_default_types()
         w.extra[name] = deeds.record(
             actor=w.users["grid_worker"],
             resident_id=resident_id(w),
@@ -33,7 +32,6 @@ def pending_deed(w: World, name: str = "pending", **extra) -> int:
 
 def approved_deed(w: World) -> int:
     if "approved" not in w.extra:
-        deeds.ensure_default_types()
         deed = deeds.record(
             actor=w.users["grid_worker"],
             resident_id=resident_id(w),
@@ -81,7 +79,6 @@ def photo_deed(w: World) -> int:
 
 
 def deed_body(w: World) -> dict:
-    deeds.ensure_default_types()
     return {
         "resident_id": resident_id(w),
         "deed_type": "haorenhaoshi",
@@ -94,6 +91,8 @@ SIGNED_IN = {"anonymous": 401}
 READERS = {"admin": 200, "reviewer": 200, "admin_elsewhere": 404, "anonymous": 401}
 REVIEW = {"admin": 200, "reviewer": 200, "admin_elsewhere": 404, "anonymous": 401}
 PAGE_SIGNED_IN = {"anonymous": 302}
+ADMIN = {"admin": 201, "anonymous": 401}
+PAGE_ADMINS = {"admin": 200, "admin_elsewhere": 200, "anonymous": 302}
 
 CASES = [
     Case("my archive", "GET", "/api/v1/me/archive", 200, SIGNED_IN),
@@ -165,6 +164,34 @@ CASES = [
         body={"decision": "dismissed", "note": "经核实属实"},
     ),
     Case("deed types", "GET", "/api/v1/deed-types", 200),
+    Case(
+        "add deed type",
+        "POST",
+        "/api/v1/deed-types",
+        403,
+        ADMIN,
+        body={"code": "zhuxue", "name": "助学捐款", "points": 8, "region_code": "4301"},
+    ),
+    Case(
+        "change deed type",
+        "PATCH",
+        "/api/v1/deed-types/haorenhaoshi",
+        403,
+        {"admin": 200, "anonymous": 401},
+        body={"points": 12, "region_code": "430101"},
+    ),
+    Case(
+        "list point rules", "GET", "/api/v1/point-rules", 403, {"admin": 200, "admin_elsewhere": 200, "anonymous": 401}
+    ),
+    Case("point rule", "GET", "/api/v1/point-rules/430101", 403, {"admin": 200, "anonymous": 401}),
+    Case(
+        "set point rule",
+        "PUT",
+        "/api/v1/point-rules/430101",
+        403,
+        {"admin": 200, "anonymous": 401},
+        body={"points_per_hour": 12, "expiry": "annual"},
+    ),
     Case("check certificate", "GET", lambda w: f"/api/v1/certificates/{certificate_code(w)}", 200),
     Case(
         "issue certificate",
@@ -229,6 +256,62 @@ CASES = [
         page=True,
         body=lambda w: {"action": "approve", "adjustment_id": str(pending_adjustment(w))},
     ),
+    # A refusal inside the admin's reach comes back as a flash on the resident's page (302).
+    Case(
+        "adjust form",
+        "POST",
+        lambda w: f"/admin/residents/{resident_id(w)}/adjustments",
+        403,
+        {"admin": 302, "admin_elsewhere": 302, "anonymous": 302},
+        page=True,
+        body={"points": "5", "reason": "表彰", "key": "authz"},
+    ),
+    Case("deed types page", "GET", "/admin/deed-types", 403, PAGE_ADMINS, page=True),
+    Case(
+        "deed types page of a region",
+        "GET",
+        "/admin/deed-types?region=4301",
+        403,
+        {"admin": 200, "anonymous": 302},
+        page=True,
+    ),
+    Case(
+        "deed types form",
+        "POST",
+        "/admin/deed-types",
+        403,
+        {"admin": 302, "anonymous": 302},
+        page=True,
+        body={"region": "4301", "action": "add", "code": "zhuxue", "name": "助学捐款", "points": "8"},
+    ),
+    Case("point rules page", "GET", "/admin/point-rules", 403, PAGE_ADMINS, page=True),
+    Case(
+        "point rules page of a region",
+        "GET",
+        "/admin/point-rules?region=430101",
+        403,
+        {"admin": 200, "anonymous": 302},
+        page=True,
+    ),
+    Case(
+        "point rules form",
+        "POST",
+        "/admin/point-rules",
+        403,
+        {"admin": 302, "anonymous": 302},
+        page=True,
+        body={
+            "region": "430101",
+            "points_per_hour": "12",
+            "rounding_minutes": "30",
+            "minimum_minutes": "30",
+            "daily_cap_minutes": "480",
+            "expiry": "none",
+            "settlement_month": "1",
+            "settlement_day": "1",
+            "notice_days": "3",
+        },
+    ),
     Case("deed form", "GET", "/deeds/new", 403, {"grid_worker": 200, "anonymous": 302}, page=True),
     Case(
         "deed form post",
@@ -283,3 +366,13 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_route_authorization(app, backend, case):
     check_matrix(app, backend, case)
+
+
+@pytest.mark.parametrize("actor", ["admin", "admin_elsewhere", "reviewer"])
+def test_only_an_admin_in_scope_adjusts_through_the_resident_page(client, actor):
+    from tests.authz import build_world, check
+
+    world = build_world()
+    check(client, next(c for c in CASES if c.name == "adjust form"), world, actor)
+    posted = archive.totals(db.session, resident_id(world))["balance"]
+    assert posted == (5 if actor == "admin" else 0)

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from community.models import Household, User
 from core.audit import AuditEntry
 from core.db import db, unit_of_work, utcnow
-from points import adjustments, archive, deeds, ledger
+from points import adjustments, archive, ledger
 from points.models import Adjustment, Deed
 from tests import factories as f
 from tests.authz import build_world, csrf_token, sign_in_page
@@ -18,7 +18,6 @@ from tests.factories import fresh
 
 @pytest.fixture
 def world(app):
-    deeds.ensure_default_types()
     return build_world()
 
 

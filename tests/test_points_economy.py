@@ -77,7 +77,6 @@ class Economy(RuleBasedStateMachine):
             for name in PEOPLE:
                 with contextlib.suppress(DomainError):
                     signups.sign_up(user=w.users[name], activity_id=activity_id, now=utcnow() - timedelta(hours=7))
-        deeds.ensure_default_types()
         # Everyone served two hours at the first activity, by scanning: points to spend and to lose.
         first = self.activity(0)
         for name in PEOPLE:

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from community import services as community_services
 from community.models import Department, User
-from core import audit
+from core import audit, clock
 from core.db import db, unit_of_work
 from core.errors import Conflict, Invalid, NotFound
 from core.notify import queue
@@ -120,7 +120,7 @@ def update(*, actor: User, activity_id: int, now: datetime, **values) -> Activit
         for key, value in values.items():
             if key in EDITABLE:
                 setattr(activity, key, value)
-        audit.record(
+        entry = audit.record(
             "activity.update",
             "activity",
             activity.id,
@@ -131,7 +131,26 @@ def update(*, actor: User, activity_id: int, now: datetime, **values) -> Activit
             now=now,
         )
         session.flush()
+        moved = [k for k in WHEN_AND_WHERE if k in before and before[k] != values[k]]
+        if activity.status == "published" and moved:
+            # In the same unit of work as the change: volunteers hear of every change that commits.
+            _tell_signed_up(activity, now, "活动变更", _change_notice(activity, moved), key=f"changed:{entry.id}")
     return activity
+
+
+# What volunteers who signed up must hear about when it changes: when and where to be.
+WHEN_AND_WHERE = ("starts_at", "ends_at", "address", "latitude", "longitude")
+
+
+def _change_notice(activity: Activity, moved: list[str]) -> str:
+    parts = []
+    if "starts_at" in moved or "ends_at" in moved:
+        start, end = clock.local(activity.starts_at), clock.local(activity.ends_at)
+        until = f"{end:%H:%M}" if end.date() == start.date() else f"{end.month}月{end.day}日 {end:%H:%M}"
+        parts.append(f"时间改为 {start.year}年{start.month}月{start.day}日 {start:%H:%M}–{until}")
+    if {"address", "latitude", "longitude"} & set(moved):
+        parts.append(f"地点改为 {activity.address}")
+    return f"您报名的活动「{activity.title}」{'；'.join(parts)}。如不能参加，请在活动开始前取消报名。"
 
 
 SETTLING = ("starts_at", "ends_at", "points_per_hour", "category")
@@ -181,6 +200,11 @@ def _transition(actor: User, activity_id: int, now: datetime, allowed: tuple[str
     return activity
 
 
+def has_attendance(activity: Activity) -> bool:
+    """True once anyone checked in (an annulled check-in does not count)."""
+    return _has_attendance(activity)
+
+
 def _has_attendance(activity: Activity) -> bool:
     return (
         db.session.scalar(
@@ -208,7 +232,9 @@ def close(*, actor: User, activity_id: int, now: datetime) -> Activity:
     return _transition(actor, activity_id, now, ("finished",), "closed")
 
 
-def _tell_signed_up(activity: Activity, now: datetime, title: str, body: str) -> None:
+def _tell_signed_up(activity: Activity, now: datetime, title: str, body: str, *, key: str | None = None) -> None:
+    """Queue a notice to everyone signed up (waitlisted and pending too); once per `key` (default:
+    the title, for what happens once, like a cancellation) and person."""
     users = db.session.scalars(
         sa.select(Signup.user_id).where(
             Signup.activity_id == activity.id, Signup.status.in_(("confirmed", "waitlisted", "pending"))
@@ -221,7 +247,7 @@ def _tell_signed_up(activity: Activity, now: datetime, title: str, body: str) ->
             kind="activity",
             title=title,
             body=body,
-            key=f"activity:{activity.id}:{title}:{user_id}",
+            key=f"activity:{activity.id}:{key or title}:{user_id}",
             now=now,
         )
 

@@ -4,6 +4,7 @@ organizer's dashboard, form, management, live check-in screen, poster and kiosk.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
@@ -12,13 +13,15 @@ from flask_login import current_user, login_required
 from community.accounts import CARD_ISSUERS
 from community.models import Department
 from community.schemas import ResidentOut
+from core import clock
 from core.bounds import CAPACITY_MAX, form_int, parse_int
 from core.db import db, utcnow
 from core.errors import DomainError
 from core.pages import refusals
 from core.security import authorize, covers
+from points import policies
 from volunteer import activities, attendance, notices, queries, signups, tokens
-from volunteer.models import CATEGORIES
+from volunteer.models import CATEGORIES, Activity
 
 bp = Blueprint("volunteer", __name__)
 
@@ -45,6 +48,10 @@ def activity_list():
 def activity_detail(activity_id: int):
     activity = activities.get(activity_id, viewer=current_user)
     mine = queries.signup_of(activity, current_user) if current_user.is_authenticated else None
+    # An activity without its own rate earns what its region's rule gives (the rule in force now).
+    rule = policies.rule_for(
+        db.session, activity.region, activity.category, {"points_per_hour": activity.points_per_hour}
+    )
     return render_template(
         "volunteer/detail.html",
         a=activity,
@@ -52,6 +59,7 @@ def activity_detail(activity_id: int):
         mine=mine,
         organizer=covers(current_user, "organizer", activity),
         can_proxy=covers(current_user, signups.PROXIES),
+        rule=rule,
     )
 
 
@@ -251,7 +259,7 @@ def manage(activity_id: int):
             else:
                 raise ValueError(action)
             pending = action in ("correct", "confirm") and row.review == "pending"
-            flash("已提交补录，待审核员审核通过后计入积分" if pending else "已保存", "success")
+            flash("已提交补录，待审核员审核通过后计入积分" if pending else DONE.get(action, "已保存"), "success")
         return redirect(url_for("volunteer.manage", activity_id=activity.id))
     rows = db.session.scalars(queries.signups_of(activity)).all()
     present = db.session.scalars(queries.attendances_of(activity)).all()
@@ -263,6 +271,84 @@ def manage(activity_id: int):
         counts=activities.counts(activity.id),
         totals={"minutes": sum(p.credited_minutes for p in present), "points": sum(p.points for p in present)},
     )
+
+
+# What the organizer is told after each action on the management page.
+DONE = {
+    "publish": "已发布，志愿者现在可以报名",
+    "cancel": "已取消活动，已报名的志愿者会收到通知",
+    "finish": "活动已结束，未到场的报名已记录",
+    "close": "活动已关闭",
+    "approve": "已通过报名",
+    "reject": "已拒绝报名",
+    "annul": "已作废该签到，积分已冲正",
+}
+
+
+def _as_form(activity: Activity) -> dict:
+    """An activity as its edit form shows it (local times, to the minute)."""
+
+    def when(value: datetime | None) -> str:
+        return clock.local(value).strftime("%Y-%m-%dT%H:%M") if value else ""
+
+    return {
+        "title": activity.title,
+        "description": activity.description,
+        "category": activity.category,
+        "address": activity.address,
+        "starts_at": when(activity.starts_at),
+        "ends_at": when(activity.ends_at),
+        "signup_deadline": when(activity.signup_deadline),
+        "capacity": activity.capacity or "",
+        "points_per_hour": "" if activity.points_per_hour is None else activity.points_per_hour,
+        "requires_approval": activity.requires_approval,
+        "allow_walk_in": activity.allow_walk_in,
+    }
+
+
+def _changes(activity: Activity, values: dict) -> dict:
+    """What the form really changes. Times compare to the minute the form shows, so re-saving an
+    activity whose start has seconds (made through the API) does not count as moving it."""
+
+    def same(key: str, value) -> bool:
+        current = getattr(activity, key)
+        if isinstance(current, datetime) and isinstance(value, datetime):
+            return clock.local(current).replace(second=0, microsecond=0) == value
+        return current == value
+
+    return {k: v for k, v in values.items() if not same(k, v)}
+
+
+@bp.route("/organizer/activities/<int:activity_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit_activity(activity_id: int):
+    """Edit a draft freely; a published activity too, its volunteers told of a new time or place.
+    Once anyone checked in, its time, category and points stay as they were settled."""
+    activity = activities.organized(current_user, activity_id)
+    form: Any = _as_form(activity)
+    status = 200
+    if request.method == "POST":
+        form = request.form
+        with refusals("请填写正确的时间") as refused:
+            changed = _changes(activity, _form_values(request.form))
+            if changed:
+                activities.update(actor=current_user, activity_id=activity.id, now=utcnow(), **changed)
+            told = activity.status == "published" and set(changed) & set(activities.WHEN_AND_WHERE)
+            flash(
+                "已保存修改，已通知报名的志愿者" if told else ("已保存修改" if changed else "没有修改"),
+                "success",
+            )
+            return redirect(url_for("volunteer.manage", activity_id=activity.id))
+        status = refused.status
+    page = render_template(
+        "volunteer/form.html",
+        departments=[activity.department],
+        categories=CATEGORIES,
+        form=form,
+        editing=activity,
+        settled=activities.has_attendance(activity),
+    )
+    return page, status
 
 
 @bp.route("/reviewer/makeups", methods=["GET", "POST"])
