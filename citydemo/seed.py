@@ -27,7 +27,7 @@ from community.models import Department, Region, User
 from core import audit, clock
 from core.db import db, unit_of_work, utcnow
 from core.security import hash_password
-from points import deeds, policies
+from points import policies
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,6 @@ def seed(scale_name: str, *, progress: bool = True) -> str:
         points_per_hour=10,
     )
     policies.set_policy(actor=None, region=db.session.get(Region, city.id), now=built, notice_days=3)
-    deeds.ensure_default_types()
     organizer_id = _staff(city, shops, password_hash, built)
     rule = policies.rule_for(db.session, db.session.get(Region, city.id), None)
     report.append(f"staff, rule and policy: {time.perf_counter() - started:.1f} s")

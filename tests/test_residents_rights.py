@@ -31,7 +31,6 @@ ID_NUMBER = "11010519491231002X"
 
 @pytest.fixture
 def w(app):
-    deeds.ensure_default_types()
     world = build_world()
     world.users["elder"] = f.user("4301010101", name="陈老伯", id_number=ID_NUMBER)
     return world
