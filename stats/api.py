@@ -1,0 +1,70 @@
+"""JSON routes of statistics (API.md "Statistics"). Thin: load, resolve the scope, read, dump.
+
+Every response that comes from rollups says how fresh it is: `as_of` in the body, and the
+`X-Stats-As-Of` header where the body is a bare list (rankings)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify
+
+from core.api import Routes
+from stats import queries, scope
+from stats.schemas import (
+    DepartmentTableSchema,
+    MonthTableSchema,
+    PeriodQuery,
+    RegionTableSchema,
+    SummarySchema,
+    TableQuery,
+)
+
+api = Routes()
+ERRORS = (404,)
+
+
+def _table(user, query: dict[str, Any], rows_of) -> dict[str, Any]:
+    region = scope.region_for(user, query.get("region_code"))
+    first, last = scope.period(query)
+    rows = rows_of(region, first, last)
+    page, per_page = query.get("page", 1), query.get("per_page", 100)
+    return {
+        **queries.summary_context(region, first, last),
+        "items": rows[(page - 1) * per_page : page * per_page],
+        "page": page,
+        "per_page": per_page,
+        "total": len(rows),
+    }
+
+
+@api.route("/stats/summary", query=PeriodQuery, response=SummarySchema, errors=ERRORS, tag="stats")
+def summary(user, query):
+    """Figures of a region subtree for a period (default: this year), from the rollups."""
+    region = scope.region_for(user, query.get("region_code"))
+    first, last = scope.period(query)
+    return queries.summary(region, first, last)
+
+
+@api.route("/stats/by-region", query=TableQuery, response=RegionTableSchema, errors=ERRORS, tag="stats")
+def by_region(user, query):
+    """One row per child region; groups under 5 people show no figures about people."""
+    return _table(user, query, queries.by_region)
+
+
+@api.route("/stats/by-department", query=TableQuery, response=DepartmentTableSchema, errors=ERRORS, tag="stats")
+def by_department(user, query):
+    """One row per department located in the region subtree."""
+    return _table(user, query, queries.by_department)
+
+
+@api.route("/stats/monthly", query=TableQuery, response=MonthTableSchema, errors=ERRORS, tag="stats")
+def monthly(user, query):
+    """One row per month (`YYYY-MM`) of the period."""
+    return _table(user, query, queries.monthly)
+
+
+def list_with_as_of(rows: list[dict[str, Any]]) -> Any:
+    response = jsonify(rows)
+    response.headers["X-Stats-As-Of"] = queries.as_of_text() or ""
+    return response
