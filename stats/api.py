@@ -10,11 +10,15 @@ from typing import Any
 from flask import jsonify
 
 from core.api import Routes
-from stats import queries, scope
+from stats import flags, queries, rankings, scope
 from stats.schemas import (
     DepartmentTableSchema,
+    FlagQuery,
+    FlagTableSchema,
     MonthTableSchema,
     PeriodQuery,
+    RankingQuery,
+    RankingRowSchema,
     RegionTableSchema,
     SummarySchema,
     TableQuery,
@@ -64,7 +68,27 @@ def monthly(user, query):
     return _table(user, query, queries.monthly)
 
 
-def list_with_as_of(rows: list[dict[str, Any]]) -> Any:
-    response = jsonify(rows)
-    response.headers["X-Stats-As-Of"] = queries.as_of_text() or ""
-    return response
+@api.route("/stats/flags", query=FlagQuery, response=FlagTableSchema, errors=ERRORS, tag="stats")
+def integrity_flags(user, query):
+    """The integrity flags (刷分 signs) of the period, each with links to the records behind it."""
+    return _table(user, query, flags.flags)
+
+
+def _ranking(kind: str):
+    def view(user, query):
+        region = scope.region_for(user, query.get("region_code"))
+        first, last = scope.period(query)
+        options = {"limit": query["limit"], "order": query["order"], "level": query.get("level")}
+        response = jsonify(rankings.ranking(kind, region, first, last, **options))
+        response.headers["X-Stats-As-Of"] = queries.as_of_text() or ""
+        return response
+
+    view.__name__ = f"ranking_{kind}"
+    view.__doc__ = f"The {kind} ranking (红榜) of the period: names masked without consent; groups under 5 withheld."
+    return api.route(
+        f"/stats/rankings/{kind}", query=RankingQuery, response=RankingRowSchema, many=True, errors=ERRORS, tag="stats"
+    )(view)
+
+
+for _kind in rankings.KINDS:
+    _ranking(_kind)

@@ -129,3 +129,43 @@ class DepartmentTableSchema(_Table):
 
 class MonthTableSchema(_Table):
     items = fields.List(fields.Nested(MonthRowSchema))
+
+
+class FlagQuery(TableQuery):
+    @validates_schema
+    def _short(self, data, **kwargs):
+        first, last = data.get("from_"), data.get("to")
+        if first and last and (last - first).days > 366:
+            raise ValidationError({"from": ["异常线索一次最多查一年"]})
+
+
+class RankingRowSchema(BaseSchema):
+    rank = fields.Integer()
+    id = fields.Integer()
+    user_id = fields.Integer(metadata={"description": "volunteers only"})
+    code = fields.String(metadata={"description": "regions only"})
+    name = fields.String(metadata={"description": "masked unless the person consented; a household's number"})
+    service_hours = fields.Float()
+    points = fields.Integer()
+    people = fields.Integer(metadata={"description": "how many residents make up the group (not for volunteers)"})
+
+
+class LinkSchema(BaseSchema):
+    type = fields.String()
+    id = fields.Integer()
+    href = fields.String()
+    activity_id = fields.Integer()
+    user_id = fields.Integer()
+
+
+class FlagSchema(BaseSchema):
+    kind = fields.String()
+    title = fields.String()
+    subject = fields.Dict()
+    count = fields.Integer()
+    detail = fields.String()
+    links = fields.List(fields.Nested(LinkSchema))
+
+
+class FlagTableSchema(_Table):
+    items = fields.List(fields.Nested(FlagSchema))

@@ -22,6 +22,11 @@ CASES = [
     api("by region", "by-region"),
     api("by department", "by-department"),
     api("monthly", "monthly"),
+    api("flags", "flags"),
+    api("volunteer ranking", "rankings/volunteers"),
+    api("household ranking", "rankings/households"),
+    api("department ranking", "rankings/departments"),
+    api("region ranking", "rankings/regions?level=grid"),
 ]
 
 

@@ -1,0 +1,140 @@
+"""Rankings (红榜) of a region subtree for a period, from the per-resident rollups.
+
+Volunteers and households rank by where they live; departments by where they are located (the
+service at their activities and the points they issued); regions (villages by default) by their
+residents. A person is named only with their consent, otherwise masked (张*); a household by its
+number; a department or region ranks only when at least `STATS_MIN_GROUP` people make it up
+(DESIGN §8), and never shows who they are.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import aliased
+
+from community import pii
+from community.models import Department, Household, Region, User
+from core.db import db
+from stats.models import PersonRollup, RegionClosure
+from stats.queries import min_group, within
+
+LEVELS = {"township": ("township",), "village": ("village", "community"), "grid": ("grid",)}
+KINDS = ("volunteers", "households", "departments", "regions")
+
+
+def _in_subtree(select: sa.Select, region_column: Any, root: Region) -> sa.Select:
+    closure = aliased(RegionClosure)
+    return select.join(closure, sa.and_(closure.region_id == region_column, closure.ancestor_id == root.id))
+
+
+def _ranked(rows: list[tuple[int, int, int, int]], order: str, limit: int) -> list[dict[str, Any]]:
+    """(id, minutes, points, people) → ranked rows; equal figures share a rank (1, 2, 2, 4)."""
+
+    def key(row: tuple[int, int, int, int]) -> tuple[int, int]:
+        _id, minutes, points, _people = row
+        return (points, minutes) if order == "points" else (minutes, points)
+
+    rows = sorted(rows, key=lambda r: (*(-v for v in key(r)), r[0]))[:limit]
+    out, rank, previous = [], 0, None
+    for position, row in enumerate(rows, start=1):
+        if key(row) != previous:
+            rank, previous = position, key(row)
+        out.append(
+            {"rank": rank, "id": row[0], "service_hours": round(row[1] / 60, 2), "points": row[2], "people": row[3]}
+        )
+    return out
+
+
+def _totals(select: sa.Select, group: Any, first: date, last: date) -> sa.Select:
+    return (
+        select.add_columns(
+            group.label("id"),
+            sa.func.coalesce(sa.func.sum(PersonRollup.service_minutes), 0).label("minutes"),
+            sa.func.coalesce(sa.func.sum(PersonRollup.points), 0).label("points"),
+            sa.func.count(sa.distinct(PersonRollup.user_id)).label("people"),
+        )
+        .select_from(PersonRollup)
+        .where(within(PersonRollup, first, last))
+        .group_by(group)
+        .having(
+            sa.or_(sa.func.sum(PersonRollup.service_minutes) > 0, sa.func.sum(PersonRollup.points) > 0),
+        )
+    )
+
+
+def _fetch(select: sa.Select, *, smallest: int = 1) -> list[tuple[int, int, int, int]]:
+    rows = db.session.execute(select).all()
+    return [(int(r.id), int(r.minutes), int(r.points), int(r.people)) for r in rows if r.people >= smallest]
+
+
+def volunteers(root: Region, first: date, last: date, *, limit: int = 10, order: str = "points") -> list[dict]:
+    select = _totals(_in_subtree(sa.select(), PersonRollup.region_id, root), PersonRollup.user_id, first, last)
+    ranked = _ranked(_fetch(select), order, limit)
+    people = {u.id: u for u in db.session.scalars(sa.select(User).where(User.id.in_([r["id"] for r in ranked])))}
+    out = []
+    for row in ranked:
+        user = people[row["id"]]
+        name = user.name if user.consent_public_name else pii.mask_name(user.name)
+        figures = {"service_hours": row["service_hours"], "points": row["points"]}
+        out.append({"rank": row["rank"], "user_id": user.id, "id": user.id, "name": name, **figures})
+    return out
+
+
+def households(root: Region, first: date, last: date, *, limit: int = 10, order: str = "points") -> list[dict]:
+    select = _in_subtree(sa.select(), PersonRollup.region_id, root).where(PersonRollup.household_id != 0)
+    ranked = _ranked(_fetch(_totals(select, PersonRollup.household_id, first, last)), order, limit)
+    numbers = dict(
+        db.session.execute(
+            sa.select(Household.id, Household.number).where(Household.id.in_([r["id"] for r in ranked]))
+        ).all()
+    )
+    return [
+        {"rank": r["rank"], "id": r["id"], "name": f"{numbers.get(r['id'], r['id'])}户", **_figures(r)} for r in ranked
+    ]
+
+
+def departments(root: Region, first: date, last: date, *, limit: int = 10, order: str = "points") -> list[dict]:
+    select = sa.select().join(Department, Department.id == PersonRollup.department_id)
+    select = _in_subtree(select, Department.region_id, root)
+    ranked = _ranked(_fetch(_totals(select, Department.id, first, last), smallest=min_group()), order, limit)
+    names = dict(
+        db.session.execute(
+            sa.select(Department.id, Department.name).where(Department.id.in_([r["id"] for r in ranked]))
+        ).all()
+    )
+    return [{"rank": r["rank"], "id": r["id"], "name": names[r["id"]], **_figures(r)} for r in ranked]
+
+
+def regions(
+    root: Region, first: date, last: date, *, limit: int = 10, order: str = "points", level: str | None = None
+) -> list[dict]:
+    """Regions at `level` (villages and communities by default) inside the subtree, by their residents."""
+    levels = LEVELS[level or "village"]
+    member, place = aliased(RegionClosure), aliased(Region)
+    select = (
+        sa.select()
+        .join(member, member.region_id == PersonRollup.region_id)
+        .join(place, sa.and_(place.id == member.ancestor_id, place.level.in_(levels)))
+    )
+    select = _in_subtree(select, place.id, root)
+    ranked = _ranked(_fetch(_totals(select, place.id, first, last), smallest=min_group()), order, limit)
+    found = {r.id: r for r in db.session.scalars(sa.select(Region).where(Region.id.in_([row["id"] for row in ranked])))}
+    return [
+        {"rank": r["rank"], "id": r["id"], "code": found[r["id"]].code, "name": found[r["id"]].name, **_figures(r)}
+        for r in ranked
+    ]
+
+
+def _figures(row: dict[str, Any]) -> dict[str, Any]:
+    return {"service_hours": row["service_hours"], "points": row["points"], "people": row["people"]}
+
+
+def ranking(kind: str, root: Region, first: date, last: date, **options: Any) -> list[dict]:
+    if kind != "regions":
+        options.pop("level", None)
+    return {"volunteers": volunteers, "households": households, "departments": departments, "regions": regions}[kind](
+        root, first, last, **options
+    )
