@@ -10,9 +10,10 @@ from typing import Any
 from flask import jsonify
 
 from core.api import Routes
-from stats import flags, queries, rankings, scope
+from stats import export, flags, queries, rankings, scope
 from stats.schemas import (
     DepartmentTableSchema,
+    ExportQuery,
     FlagQuery,
     FlagTableSchema,
     MonthTableSchema,
@@ -92,3 +93,14 @@ def _ranking(kind: str):
 
 for _kind in rankings.KINDS:
     _ranking(_kind)
+
+
+@api.route("/stats/export", query=ExportQuery, content_type="text/csv", errors=ERRORS, tag="stats")
+def export_table(user, query):
+    """Any statistics table as a file: `?table=summary|by-region|...&format=csv|xlsx` (CSV is UTF-8
+    with a byte-order mark; both have Chinese headers)."""
+    region = scope.region_for(user, query.get("region_code"))
+    first, last = scope.period(query)
+    options = {"limit": query["limit"], "order": query["order"], "level": query.get("level")}
+    table = export.table(query["table"], region, first, last, options)
+    return export.response(table, query["format"], region, first, last)

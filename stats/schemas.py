@@ -68,6 +68,12 @@ class ExportQuery(RankingQuery):
     table = fields.String(required=True, validate=validate.OneOf(TABLES), error_messages={"required": "必填"})
     format = fields.String(load_default="csv", validate=validate.OneOf(("csv", "xlsx")))
 
+    @validates_schema
+    def _flags_short(self, data, **kwargs):
+        first, last = data.get("from_"), data.get("to")
+        if data.get("table") == "flags" and first and last and (last - first).days > 366:
+            raise ValidationError({"from": ["异常线索一次最多查一年"]})
+
 
 def _figure_fields() -> dict[str, fields.Field]:
     out: dict[str, fields.Field] = {}

@@ -27,6 +27,7 @@ CASES = [
     api("household ranking", "rankings/households"),
     api("department ranking", "rankings/departments"),
     api("region ranking", "rankings/regions?level=grid"),
+    api("export", "export?table=by-region&format=xlsx"),
 ]
 
 
