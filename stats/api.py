@@ -9,8 +9,9 @@ from typing import Any
 
 from flask import jsonify
 
-from core.api import Routes
-from stats import export, flags, queries, rankings, scope
+from core.api import Routes, paginate
+from core.db import db
+from stats import export, flags, queries, rankings, reports, scope
 from stats.schemas import (
     DepartmentTableSchema,
     ExportQuery,
@@ -21,6 +22,8 @@ from stats.schemas import (
     RankingQuery,
     RankingRowSchema,
     RegionTableSchema,
+    ReportQuery,
+    ReportSchema,
     SummarySchema,
     TableQuery,
 )
@@ -104,3 +107,19 @@ def export_table(user, query):
     options = {"limit": query["limit"], "order": query["order"], "level": query.get("level")}
     table = export.table(query["table"], region, first, last, options)
     return export.response(table, query["format"], region, first, last)
+
+
+@api.route("/reports", query=ReportQuery, response=ReportSchema, paged=True, tag="stats")
+def list_reports(user, query):
+    """The monthly reports (每月通报) of the caller's regions, newest month first; `?region_code=`."""
+    select = reports.visible(user)
+    if query.get("region_code"):
+        region = scope.region_for(user, query["region_code"])
+        select = select.where(reports.Report.region_id == region.id)
+    return paginate(select, query, db.session)
+
+
+@api.route("/reports/<int:report_id>", response=ReportSchema, errors=ERRORS, tag="stats")
+def get_report(user, report_id):
+    """One monthly report, as it was written (never changed afterwards)."""
+    return reports.get(user, report_id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from core.jobs import JobSet
-from stats import refresh
+from stats import refresh, reports
 
 jobs = JobSet()
 
@@ -21,3 +21,10 @@ def stats_refresh(*, now: datetime) -> str:
 def stats_rebuild(*, now: datetime) -> str:
     """Recompute every day of the statistics rollups from the source rows."""
     return str(refresh.refresh(now=now, full=True))
+
+
+@jobs.job("monthly-report", day=1, hour=1, minute=30)
+def monthly_report(*, now: datetime) -> str:
+    """Write last month's report (每月通报) of every county and city, with the archive root."""
+    written = reports.write_month(now=now)
+    return f"wrote {len(written)} monthly reports"

@@ -175,3 +175,24 @@ class FlagSchema(BaseSchema):
 
 class FlagTableSchema(_Table):
     items = fields.List(fields.Nested(FlagSchema))
+
+
+class ReportQuery(BaseSchema):
+    region_code = fields.String(validate=validate.Length(min=1, max=32))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
+    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+class ReportSchema(BaseSchema):
+    id = fields.Integer()
+    region_code = fields.String()
+    region_name = fields.Function(lambda r: r.region.name)
+    month = fields.Function(lambda r: r.month_text, metadata={"description": "YYYY-MM"})
+    figures = fields.Dict(metadata={"description": "summary, by_region, by_department"})
+    rankings = fields.Dict(metadata={"description": "volunteers, households, departments, regions"})
+    flags = fields.List(fields.Dict())
+    archive_root = fields.String(metadata={"description": "Merkle root over every archive head (points.roots)"})
+    archive_leaves = fields.Integer()
+    archive_mark = fields.Integer(metadata={"description": "the root covers archive entries up to this id"})
+    as_of = fields.DateTime()
+    created_at = fields.DateTime()

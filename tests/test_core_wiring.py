@@ -36,6 +36,7 @@ JOBS = {
     "low-stock",
     "stats-refresh",
     "stats-rebuild",
+    "monthly-report",
 }
 
 

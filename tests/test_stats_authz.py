@@ -5,7 +5,19 @@ from __future__ import annotations
 
 import pytest
 
-from tests.authz import Case, check_matrix
+from core import clock
+from core.db import utcnow
+from stats import reports
+from tests.authz import Case, World, check_matrix
+
+
+def county_report(w: World) -> int:
+    """This month's report of the county (only its admin covers it: the reviewer is a township's)."""
+    if "report" not in w.extra:
+        written = reports.write_month(now=utcnow(), month=clock.today().replace(day=1))
+        w.extra["report"] = next(r.id for r in written if r.region_id == w.regions["county"].id)
+    return w.extra["report"]
+
 
 # The township 桃花江镇: the county admin and the township's reviewer cover it, the admin of the
 # sibling township does not (404); everyone else lacks the role (403).
@@ -28,6 +40,8 @@ CASES = [
     api("department ranking", "rankings/departments"),
     api("region ranking", "rankings/regions?level=grid"),
     api("export", "export?table=by-region&format=xlsx"),
+    Case("reports", "GET", "/api/v1/reports", 403, {**READERS, "admin_elsewhere": 200}),
+    Case("report", "GET", lambda w: f"/api/v1/reports/{county_report(w)}", 403, {**READERS, "reviewer": 404}),
 ]
 
 

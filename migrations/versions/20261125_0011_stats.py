@@ -1,5 +1,5 @@
 """Statistics: daily and monthly rollups, their refresh state, the region closure, and the monthly
-reports, which the database keeps append-only.
+reports; the published archive roots (points). Reports and roots are append-only.
 
 Revision ID: 0011
 Revises: 0010
@@ -130,13 +130,27 @@ def upgrade():
     with op.batch_alter_table('stats_report', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_stats_report_region_id'), ['region_id'], unique=False)
 
-    # A report is what was published: nobody edits or deletes it afterwards, not even with SQL.
+    op.create_table('archive_root',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('mark', sa.BigInteger(), nullable=False),
+    sa.Column('root', sa.String(length=64), nullable=False),
+    sa.Column('leaves', sa.Integer(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_archive_root')),
+    sa.UniqueConstraint('mark', name=op.f('uq_archive_root_mark'))
+    )
+
+    # A report and a root are what was published: nobody edits or deletes them afterwards, not
+    # even with SQL.
     make_append_only(op, 'stats_report')
+    make_append_only(op, 'archive_root')
 
 
 
 def downgrade():
+    drop_append_only(op, 'archive_root')
     drop_append_only(op, 'stats_report')
+    op.drop_table('archive_root')
     with op.batch_alter_table('stats_report', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_stats_report_region_id'))
 
