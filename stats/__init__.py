@@ -18,10 +18,11 @@ from core.errors import register_messages
 def init_app(app: Flask) -> None:
     """API routes, pages, jobs and Chinese messages."""
     # Imported here: `import stats.queries` need not load every page and route of the domain.
-    from stats import jobs, messages, models  # noqa: F401  (models: the tables join the metadata)
+    from stats import jobs, messages, models, views  # noqa: F401  (models: the tables join the metadata)
     from stats.api import api
 
     app.config.setdefault("STATS_MIN_GROUP", 5)
     register_messages(app, messages.MESSAGES)
+    app.register_blueprint(views.bp)
     core.api.register(app, api)
     core.jobs.register(app, jobs.jobs)

@@ -23,6 +23,7 @@ def county_report(w: World) -> int:
 # sibling township does not (404); everyone else lacks the role (403).
 IN_T1 = "region_code=430101"
 READERS = {"admin": 200, "reviewer": 200, "admin_elsewhere": 404, "anonymous": 401}
+PAGE_READERS = {**READERS, "anonymous": 302}
 
 
 def api(name: str, path: str) -> Case:
@@ -42,6 +43,18 @@ CASES = [
     api("export", "export?table=by-region&format=xlsx"),
     Case("reports", "GET", "/api/v1/reports", 403, {**READERS, "admin_elsewhere": 200}),
     Case("report", "GET", lambda w: f"/api/v1/reports/{county_report(w)}", 403, {**READERS, "reviewer": 404}),
+    # Pages
+    Case("dashboard", "GET", f"/stats/?{IN_T1}", 403, PAGE_READERS, page=True),
+    Case("dashboard, own region", "GET", "/stats/", 403, {**PAGE_READERS, "admin_elsewhere": 200}, page=True),
+    Case("report list", "GET", "/stats/reports", 403, {**PAGE_READERS, "admin_elsewhere": 200}, page=True),
+    Case(
+        "report page",
+        "GET",
+        lambda w: f"/stats/reports/{county_report(w)}",
+        403,
+        {**PAGE_READERS, "reviewer": 404},
+        page=True,
+    ),
 ]
 
 
