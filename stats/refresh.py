@@ -575,10 +575,11 @@ def _lock(session: Session) -> None:
         session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
 
 
-def _recompute(dirty: Dirty) -> int:
+def _recompute(dirty: Dirty) -> tuple[int, dict[str, float]]:
     """Recompute the dirty days, then their months, in batches of one transaction each."""
-    statements = 0
+    statements, seconds = 0, {}
     for family in FAMILIES:
+        started = time.monotonic()
         model, build = ROLLUPS[family], DAY_BUILDERS[family]
         days = sorted(dirty.days[family])
         for first in range(0, len(days), BATCH_DAYS):
@@ -597,7 +598,8 @@ def _recompute(dirty: Dirty) -> int:
                     session.execute(sa.delete(model).where(model.grain == "m", model.period == month))
                     session.execute(_month(family, month))
                     statements += 2
-    return statements
+        seconds[family] = time.monotonic() - started
+    return statements, seconds
 
 
 # The region tree -------------------------------------------------------------------------------
@@ -636,10 +638,11 @@ class Outcome:
     seconds: float
     full: bool
     as_of: datetime
+    spent: dict[str, float] = field(default_factory=dict)
 
     def __str__(self) -> str:
         kind = "rebuilt" if self.full else "refreshed"
-        days = ", ".join(f"{name} {n}" for name, n in self.days.items())
+        days = ", ".join(f"{name} {n} days {self.spent.get(name, 0):.1f}s" for name, n in self.days.items())
         return f"{kind} rollups as of {self.as_of.isoformat(timespec='seconds')} in {self.seconds:.2f}s ({days})"
 
 
@@ -658,7 +661,7 @@ def refresh(*, now: datetime, full: bool = False) -> Outcome:
     with unit_of_work() as session:
         _lock(session)
         _refresh_closure(session, _states(session))
-    statements = _recompute(dirty)
+    statements, spent = _recompute(dirty)
     with unit_of_work() as session:
         _lock(session)
         states = _states(session)
@@ -673,4 +676,4 @@ def refresh(*, now: datetime, full: bool = False) -> Outcome:
         mark = states.get(AS_OF) or RefreshState(name=AS_OF, last_id=0, before_id=0)
         mark.at = now
         session.add(mark)
-    return Outcome(dirty.count(), statements, time.monotonic() - started, full or first_run, now)
+    return Outcome(dirty.count(), statements, time.monotonic() - started, full or first_run, now, spent)

@@ -130,6 +130,9 @@ def upgrade():
     with op.batch_alter_table('stats_report', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_stats_report_region_id'), ['region_id'], unique=False)
 
+    # The rollups read one local day of registrations and of reviewed deeds at a time.
+    op.create_index('ix_users_created_at', 'users', ['created_at'], unique=False)
+    op.create_index('ix_deed_reviewed_at', 'deed', ['reviewed_at'], unique=False)
     op.create_table('archive_root',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('mark', sa.BigInteger(), nullable=False),
@@ -151,6 +154,8 @@ def downgrade():
     drop_append_only(op, 'archive_root')
     drop_append_only(op, 'stats_report')
     op.drop_table('archive_root')
+    op.drop_index('ix_deed_reviewed_at', table_name='deed')
+    op.drop_index('ix_users_created_at', table_name='users')
     with op.batch_alter_table('stats_report', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_stats_report_region_id'))
 
