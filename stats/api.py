@@ -24,6 +24,7 @@ from stats.schemas import (
     RegionTableSchema,
     ReportQuery,
     ReportSchema,
+    StoreTableSchema,
     SummarySchema,
     TableQuery,
 )
@@ -64,6 +65,12 @@ def by_region(user, query):
 def by_department(user, query):
     """One row per department located in the region subtree."""
     return _table(user, query, queries.by_department)
+
+
+@api.route("/stats/by-store", query=TableQuery, response=StoreTableSchema, errors=ERRORS, tag="stats")
+def by_store(user, query):
+    """One row per moral supermarket in the region subtree: baskets, voids, points and goods."""
+    return _table(user, query, queries.by_store)
 
 
 @api.route("/stats/monthly", query=TableQuery, response=MonthTableSchema, errors=ERRORS, tag="stats")

@@ -48,6 +48,11 @@ def _by_department(region: Region, first: date, last: date, options: dict) -> Ta
     return Table("分部门统计", columns, queries.by_department(region, first, last))
 
 
+def _by_store(region: Region, first: date, last: date, options: dict) -> Table:
+    columns = [("name", "超市"), ("region_code", "地区编码"), ("region_name", "地区"), *queries.STORE_FIELDS]
+    return Table("道德超市统计", columns, queries.by_store(region, first, last))
+
+
 def _monthly(region: Region, first: date, last: date, options: dict) -> Table:
     return Table("分月统计", [("month", "月份"), *FIGURES], queries.monthly(region, first, last))
 
@@ -80,6 +85,7 @@ TABLES: dict[str, Callable[..., Table]] = {
     "summary": _summary,
     "by-region": _by_region,
     "by-department": _by_department,
+    "by-store": _by_store,
     "monthly": _monthly,
     "rankings-volunteers": _ranking("volunteers", "志愿者红榜", [("name", "姓名")]),
     "rankings-households": _ranking("households", "家庭红榜", [("name", "户号"), *PEOPLE]),

@@ -30,6 +30,7 @@ from sqlalchemy.orm import aliased
 
 from community.models import Department, Region
 from core.db import db
+from exchange.models import Store
 from stats.models import (
     DeedRollup,
     LedgerRollup,
@@ -291,6 +292,54 @@ def by_department(region: Region, first: date, last: date) -> list[dict[str, Any
         figures = _suppress(_figures(sums), sums["active"])
         rows.append({"department_id": department_id, "name": name, "region_code": code, **figures})
     return rows
+
+
+STORE_FIELDS: tuple[tuple[str, str], ...] = (
+    ("redemptions", "兑换笔数"),
+    ("voided", "作废笔数"),
+    ("points_redeemed", "兑换积分"),
+    ("goods_out", "兑出商品（件）"),
+)
+
+
+def by_store(region: Region, first: date, last: date) -> list[dict[str, Any]]:
+    """One row per moral supermarket in the subtree: completed and voided baskets, points and goods."""
+    closure = aliased(RegionClosure)
+    measures = {
+        "redemptions": StoreRollup.redemptions,
+        "voided": StoreRollup.voided,
+        "points": StoreRollup.points,
+        "goods": StoreRollup.goods,
+    }
+    rows = db.session.execute(
+        sa.select(StoreRollup.store_id, *(sa.func.coalesce(sa.func.sum(v), 0).label(k) for k, v in measures.items()))
+        .join(closure, sa.and_(closure.region_id == StoreRollup.region_id, closure.ancestor_id == region.id))
+        .where(within(StoreRollup, first, last))
+        .group_by(StoreRollup.store_id)
+    ).all()
+    sums = {row.store_id: row for row in rows}
+    stores = db.session.execute(
+        sa.select(Store.id, Store.name, Region.code, Region.name)
+        .join(Region, Region.id == Store.region_id)
+        .join(closure, sa.and_(closure.region_id == Store.region_id, closure.ancestor_id == region.id))
+        .order_by(Region.code, Store.name)
+    ).all()
+    out = []
+    for store_id, name, code, place in stores:
+        row = sums.get(store_id)
+        out.append(
+            {
+                "store_id": store_id,
+                "name": name,
+                "region_code": code,
+                "region_name": place,
+                "redemptions": int(row.redemptions) if row else 0,
+                "voided": int(row.voided) if row else 0,
+                "points_redeemed": int(row.points) if row else 0,
+                "goods_out": int(row.goods) if row else 0,
+            }
+        )
+    return out
 
 
 def monthly(region: Region, first: date, last: date) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ TABLES = (
     "summary",
     "by-region",
     "by-department",
+    "by-store",
     "monthly",
     "rankings-volunteers",
     "rankings-households",
@@ -116,6 +117,19 @@ DepartmentRowSchema = BaseSchema.from_dict(
     },
     name="DepartmentRowSchema",
 )
+StoreRowSchema = BaseSchema.from_dict(
+    {
+        "store_id": fields.Integer(),
+        "name": fields.String(),
+        "region_code": fields.String(),
+        "region_name": fields.String(),
+        "redemptions": fields.Integer(),
+        "voided": fields.Integer(),
+        "points_redeemed": fields.Integer(),
+        "goods_out": fields.Integer(),
+    },
+    name="StoreRowSchema",
+)
 MonthRowSchema = BaseSchema.from_dict({"month": fields.String(), **_figure_fields()}, name="MonthRowSchema")
 
 
@@ -131,6 +145,10 @@ class RegionTableSchema(_Table):
 
 class DepartmentTableSchema(_Table):
     items = fields.List(fields.Nested(DepartmentRowSchema))
+
+
+class StoreTableSchema(_Table):
+    items = fields.List(fields.Nested(StoreRowSchema))
 
 
 class MonthTableSchema(_Table):

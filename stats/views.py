@@ -59,6 +59,7 @@ def dashboard():
     months = queries.monthly(region, trend_from, last)
     children = queries.by_region(region, first, last)
     departments = queries.by_department(region, first, last)
+    stores = queries.by_store(region, first, last)
     ranked = {kind: rankings.ranking(kind, region, first, last, limit=10) for kind, _title in RANKINGS}
     period = {"from": first.isoformat(), "to": last.isoformat()}
     # Flags read raw rows: the dashboard shows them for up to a quarter (the API, for up to a year).
@@ -88,6 +89,8 @@ def dashboard():
             as_of=refresh.as_of(),
             children=children,
             departments=departments,
+            stores=stores,
+            store_fields=queries.STORE_FIELDS,
             ranked=ranked,
             rankings_titles=RANKINGS,
             flags=found_flags,

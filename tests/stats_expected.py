@@ -221,3 +221,22 @@ def resident_balances(root: Region) -> int:
             .where(Account.kind == "resident", User.region_id.in_(tree))
         )
     )
+
+
+def by_store(root: Region, first: date, last: date) -> dict[int, dict]:
+    tree = subtree_ids(root)
+    out = {
+        s.id: {"redemptions": 0, "voided": 0, "points_redeemed": 0, "goods_out": 0}
+        for s in db.session.scalars(sa.select(Store).where(Store.region_id.in_(tree)))
+    }
+    for r in db.session.scalars(sa.select(Redemption).where(Redemption.store_id.in_(list(out)))):
+        if not first <= _day(r.created_at) <= last:
+            continue
+        row = out[r.store_id]
+        if r.status == "completed":
+            row["redemptions"] += 1
+            row["points_redeemed"] += r.total_points
+            row["goods_out"] += sum(line.qty for line in r.lines)
+        else:
+            row["voided"] += 1
+    return out

@@ -34,6 +34,7 @@ CASES = [
     api("summary", "summary"),
     api("by region", "by-region"),
     api("by department", "by-department"),
+    api("by store", "by-store"),
     api("monthly", "monthly"),
     api("flags", "flags"),
     api("volunteer ranking", "rankings/volunteers"),

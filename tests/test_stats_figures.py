@@ -1,8 +1,8 @@
 """Figures from the rollups equal a recomputation from the raw rows, after any activity.
 
 The points economy's random insiders (tests/test_points_economy.py) play on; after every step the
-incremental `stats-refresh` runs and the summary, the table by child region and the table by
-department (through the API) must equal what tests/stats_expected.py recomputes from the raw rows
+incremental `stats-refresh` runs and the summary, the tables by child region, by department and by
+store (through the API) must equal what tests/stats_expected.py recomputes from the raw rows
 in Python; at the end, a full rebuild must find exactly the rollups the increments left.
 """
 
@@ -66,6 +66,11 @@ def check_every_table(client, w, first, last) -> None:
     assert set(rows) == set(wanted)
     for department_id, figures in wanted.items():
         compare(rows[department_id], figures, f"by-department {department_id}")
+    rows = {r["store_id"]: r for r in get(client, admin, "/stats/by-store", **period)["items"]}
+    wanted = expected.by_store(county, first, last)
+    assert set(rows) == set(wanted)
+    for store_id, figures in wanted.items():
+        compare(rows[store_id], figures, f"by-store {store_id}")
     fresh()
 
 
