@@ -120,6 +120,12 @@ SEED = [
                     CASE WHEN t.kind = 'service' THEN t.to_account_id ELSE t.from_account_id END AS owner,
                     CASE WHEN t.kind = 'service' THEN t.amount ELSE -t.amount END AS points
              FROM transfer t) x""",
+    *(
+        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
+        for table in ("department", "household", "users", "account", "store", "item", "activity", "attendance")
+    ),
+    "SELECT setval(pg_get_serial_sequence('redemption', 'id'), (SELECT max(id) FROM redemption))",
+    "SELECT setval(pg_get_serial_sequence('redemption_line', 'id'), (SELECT max(id) FROM redemption_line))",
     "ANALYZE",
 ]
 
@@ -139,14 +145,17 @@ def main() -> None:
     from moralcredit import create_app
     from tests.conftest import migrate, recreate_pg_database
 
-    recreate_pg_database(URL)
+    reuse = os.environ.get("BENCH_REUSE") == "1"  # measure again on the city a previous run left
+    if not reuse:
+        recreate_pg_database(URL)
     app = create_app("production", {"SQLALCHEMY_DATABASE_URI": URL, "SECRET_KEY": "bench", "SCHEDULER": "off"})
-    migrate(app)
+    if not reuse:
+        migrate(app)
     with app.app_context():
         started = time.perf_counter()
         with db.engine.begin() as connection:
             cursor = connection.connection.cursor()  # the driver's own: no parameters, so '%' is modulo
-            for statement in SEED:
+            for statement in [] if reuse else SEED:
                 cursor.execute(statement)
         print(f"{'seed (set-based SQL)':58} {time.perf_counter() - started:9.0f} s", flush=True)
         counts = {
@@ -160,19 +169,22 @@ def main() -> None:
         from points import roots
         from stats import export, flags, queries, rankings, refresh
 
-        print(timed("stats-refresh, first run (full rebuild)", refresh.refresh, now=utcnow()))
+        full = os.environ.get("BENCH_FULL") == "1"  # with BENCH_REUSE: time the nightly rebuild again
+        print(timed("stats-refresh, first run (everything)", refresh.refresh, now=utcnow(), full=full))
         print(timed("stats-refresh, nothing new", refresh.refresh, now=utcnow()))
         with db.engine.begin() as connection:  # 500 new check-outs today, as a busy morning would bring
             connection.connection.cursor().execute(
                 f"""INSERT INTO attendance (activity_id, user_id, checked_in_at, checked_out_at, status, method_in,
                         method_out, manual, credited_minutes, points, version, updated_at, scanned_minutes,
                         scanned_points, makeup_minutes)
-                    SELECT a.id, 1 + ((a.id - 1) * 12 + 11) % {RESIDENTS}, now() - interval '2 hours', now(), 'closed',
+                    SELECT a.id, 1 + floor(random() * {RESIDENTS})::int, now() - interval '2 hours', now(), 'closed',
                            'venue', 'venue', false, 120, 20, 0, now(), 120, 20, 0
-                    FROM activity a WHERE a.status = 'finished' ORDER BY a.id LIMIT 500"""
+                    FROM activity a WHERE a.status = 'finished' ORDER BY a.id LIMIT 500
+                    ON CONFLICT DO NOTHING"""
             )
             connection.connection.cursor().execute(
-                "UPDATE activity SET starts_at = now() - interval '3 hours' WHERE id <= 600"
+                "UPDATE activity SET starts_at = now() - interval '3 hours', ends_at = now() + interval '1 hour' "
+                "WHERE id <= 600"
             )
         print(timed("stats-refresh, after 500 check-outs", refresh.refresh, now=utcnow()))
 
@@ -184,6 +196,7 @@ def main() -> None:
         for label, region in (("city", city), ("county", county), ("township", township)):
             timed(f"summary, {label}, last 365 days", queries.summary, region, year, today)
         timed("summary, city, this month", queries.summary, city, month, today)
+        timed("summary, city, last 365 days, again (cached until the next refresh)", queries.summary, city, year, today)
         timed("by-region, city (10 counties), 365 days", queries.by_region, city, year, today)
         timed("by-region, county (15 townships), 365 days", queries.by_region, county, year, today)
         timed("by-department, city (300), 365 days", queries.by_department, city, year, today)

@@ -19,7 +19,7 @@ from community import pii
 from community.models import Department, Household, Region, User
 from core.db import db
 from stats.models import PersonRollup, RegionClosure
-from stats.queries import min_group, within
+from stats.queries import analytic, cached, min_group, within
 
 LEVELS = {"township": ("township",), "village": ("village", "community"), "grid": ("grid",)}
 KINDS = ("volunteers", "households", "departments", "regions")
@@ -30,49 +30,43 @@ def _in_subtree(select: sa.Select, region_column: Any, root: Region) -> sa.Selec
     return select.join(closure, sa.and_(closure.region_id == region_column, closure.ancestor_id == root.id))
 
 
-def _ranked(rows: list[tuple[int, int, int, int]], order: str, limit: int) -> list[dict[str, Any]]:
-    """(id, minutes, points, people) → ranked rows; equal figures share a rank (1, 2, 2, 4)."""
-
-    def key(row: tuple[int, int, int, int]) -> tuple[int, int]:
-        _id, minutes, points, _people = row
-        return (points, minutes) if order == "points" else (minutes, points)
-
-    rows = sorted(rows, key=lambda r: (*(-v for v in key(r)), r[0]))[:limit]
+def _ranked(rows: list[tuple[int, int, int, int]], order: str) -> list[dict[str, Any]]:
+    """(id, minutes, points, people), best first → ranked rows; equal figures share a rank (1, 2, 2, 4)."""
     out, rank, previous = [], 0, None
-    for position, row in enumerate(rows, start=1):
-        if key(row) != previous:
-            rank, previous = position, key(row)
-        out.append(
-            {"rank": rank, "id": row[0], "service_hours": round(row[1] / 60, 2), "points": row[2], "people": row[3]}
-        )
+    for position, (id_, minutes, points, people) in enumerate(rows, start=1):
+        key = (points, minutes) if order == "points" else (minutes, points)
+        if key != previous:
+            rank, previous = position, key
+        hours = round(minutes / 60, 2)
+        out.append({"rank": rank, "id": id_, "service_hours": hours, "points": points, "people": people})
     return out
 
 
-def _totals(select: sa.Select, group: Any, first: date, last: date) -> sa.Select:
-    return (
-        select.add_columns(
-            group.label("id"),
-            sa.func.coalesce(sa.func.sum(PersonRollup.service_minutes), 0).label("minutes"),
-            sa.func.coalesce(sa.func.sum(PersonRollup.points), 0).label("points"),
-            sa.func.count(sa.distinct(PersonRollup.user_id)).label("people"),
-        )
+def _top(select: sa.Select, group: Any, first: date, last: date, order: str, limit: int, smallest: int = 1):
+    """The best `limit` groups of the period, ordered and cut in SQL (a city has a million residents)."""
+    minutes = sa.func.coalesce(sa.func.sum(PersonRollup.service_minutes), 0)
+    points = sa.func.coalesce(sa.func.sum(PersonRollup.points), 0)
+    people = sa.func.count(sa.distinct(PersonRollup.user_id))
+    keys = (points, minutes) if order == "points" else (minutes, points)
+    select = (
+        select.add_columns(group.label("id"), minutes.label("minutes"), points.label("points"), people.label("people"))
         .select_from(PersonRollup)
         .where(within(PersonRollup, first, last))
         .group_by(group)
-        .having(
-            sa.or_(sa.func.sum(PersonRollup.service_minutes) > 0, sa.func.sum(PersonRollup.points) > 0),
-        )
+        .having(sa.or_(minutes > 0, points > 0))
+        .order_by(*(k.desc() for k in keys), group)
+        .limit(limit)
     )
-
-
-def _fetch(select: sa.Select, *, smallest: int = 1) -> list[tuple[int, int, int, int]]:
+    if smallest > 1:
+        select = select.having(people >= smallest)
+    analytic()
     rows = db.session.execute(select).all()
-    return [(int(r.id), int(r.minutes), int(r.points), int(r.people)) for r in rows if r.people >= smallest]
+    return _ranked([(int(r.id), int(r.minutes), int(r.points), int(r.people)) for r in rows], order)
 
 
 def volunteers(root: Region, first: date, last: date, *, limit: int = 10, order: str = "points") -> list[dict]:
-    select = _totals(_in_subtree(sa.select(), PersonRollup.region_id, root), PersonRollup.user_id, first, last)
-    ranked = _ranked(_fetch(select), order, limit)
+    select = _in_subtree(sa.select(), PersonRollup.region_id, root)
+    ranked = _top(select, PersonRollup.user_id, first, last, order, limit)
     people = {u.id: u for u in db.session.scalars(sa.select(User).where(User.id.in_([r["id"] for r in ranked])))}
     out = []
     for row in ranked:
@@ -85,7 +79,7 @@ def volunteers(root: Region, first: date, last: date, *, limit: int = 10, order:
 
 def households(root: Region, first: date, last: date, *, limit: int = 10, order: str = "points") -> list[dict]:
     select = _in_subtree(sa.select(), PersonRollup.region_id, root).where(PersonRollup.household_id != 0)
-    ranked = _ranked(_fetch(_totals(select, PersonRollup.household_id, first, last)), order, limit)
+    ranked = _top(select, PersonRollup.household_id, first, last, order, limit)
     numbers = dict(
         db.session.execute(
             sa.select(Household.id, Household.number).where(Household.id.in_([r["id"] for r in ranked]))
@@ -99,7 +93,7 @@ def households(root: Region, first: date, last: date, *, limit: int = 10, order:
 def departments(root: Region, first: date, last: date, *, limit: int = 10, order: str = "points") -> list[dict]:
     select = sa.select().join(Department, Department.id == PersonRollup.department_id)
     select = _in_subtree(select, Department.region_id, root)
-    ranked = _ranked(_fetch(_totals(select, Department.id, first, last), smallest=min_group()), order, limit)
+    ranked = _top(select, Department.id, first, last, order, limit, smallest=min_group())
     names = dict(
         db.session.execute(
             sa.select(Department.id, Department.name).where(Department.id.in_([r["id"] for r in ranked]))
@@ -120,7 +114,7 @@ def regions(
         .join(place, sa.and_(place.id == member.ancestor_id, place.level.in_(levels)))
     )
     select = _in_subtree(select, place.id, root)
-    ranked = _ranked(_fetch(_totals(select, place.id, first, last), smallest=min_group()), order, limit)
+    ranked = _top(select, place.id, first, last, order, limit, smallest=min_group())
     found = {r.id: r for r in db.session.scalars(sa.select(Region).where(Region.id.in_([row["id"] for row in ranked])))}
     return [
         {"rank": r["rank"], "id": r["id"], "code": found[r["id"]].code, "name": found[r["id"]].name, **_figures(r)}
@@ -132,6 +126,7 @@ def _figures(row: dict[str, Any]) -> dict[str, Any]:
     return {"service_hours": row["service_hours"], "points": row["points"], "people": row["people"]}
 
 
+@cached
 def ranking(kind: str, root: Region, first: date, last: date, **options: Any) -> list[dict]:
     if kind != "regions":
         options.pop("level", None)

@@ -571,8 +571,11 @@ def _month(family: str, month: date) -> sa.Insert:
 
 
 def _lock(session: Session) -> None:
+    """One refresh writes at a time; each day's statement gets a plan for its own day (the driver
+    prepares a statement run five times, and a generic plan for "some day" can be far slower)."""
     if is_postgresql(session):
         session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+        session.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
 
 
 def _recompute(dirty: Dirty) -> tuple[int, dict[str, float]]:
@@ -662,6 +665,12 @@ def refresh(*, now: datetime, full: bool = False) -> Outcome:
         _lock(session)
         _refresh_closure(session, _states(session))
     statements, spent = _recompute(dirty)
+    if is_postgresql() and (full or first_run or sum(dirty.count().values()) > BATCH_DAYS):
+        # Many rows changed at once: let the planner know, before the first request reads them (a
+        # fresh table's guessed row counts once turned a city's table by region into a 40 s plan).
+        with unit_of_work() as session:
+            for model in (*ROLLUPS.values(), RegionClosure):
+                session.execute(sa.text(f"ANALYZE {model.__tablename__}"))
     with unit_of_work() as session:
         _lock(session)
         states = _states(session)
