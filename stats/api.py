@@ -12,6 +12,7 @@ from flask import jsonify
 from core.api import Routes, paginate
 from core.db import db
 from stats import export, flags, queries, rankings, reports, scope
+from stats.models import Report
 from stats.schemas import (
     DepartmentTableSchema,
     ExportQuery,
@@ -122,7 +123,7 @@ def list_reports(user, query):
     select = reports.visible(user)
     if query.get("region_code"):
         region = scope.region_for(user, query["region_code"])
-        select = select.where(reports.Report.region_id == region.id)
+        select = select.where(Report.region_id == region.id)
     return paginate(select, query, db.session)
 
 

@@ -24,7 +24,7 @@ import functools
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -410,7 +410,3 @@ def monthly(region: Region, first: date, last: date) -> list[dict[str, Any]]:
 def as_of_text() -> str | None:
     moment = as_of()
     return moment.isoformat() if moment else None
-
-
-def fresh_enough(moment: datetime | None, now: datetime, limit: timedelta) -> bool:
-    return moment is not None and now - moment <= limit

@@ -36,9 +36,9 @@ def roots_of(user: User) -> list[Region]:
 
 
 def period(query: dict[str, Any], today: date | None = None) -> tuple[date, date]:
-    """The period asked for; by default from the first of January to today (local days)."""
-    last = query.get("to") or today or clock.today()
-    first = query.get("from_") or date(last.year, 1, 1)
-    if first > last:
-        first = date(last.year, 1, 1) if date(last.year, 1, 1) <= last else last
-    return first, last
+    """The period asked for; by default from the first of January to today (local days). A start
+    after today without an end is a period of that one day."""
+    today = today or clock.today()
+    first = query.get("from_")
+    last = query.get("to") or max(today, first or today)
+    return first or date(last.year, 1, 1), last
