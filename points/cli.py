@@ -1,5 +1,8 @@
 """`flask archive verify [--resident ID]` and `flask ledger check`: exit status 1 on any break.
 
+Both recompute the latest published archive root (`points.roots`) from the archives as they are
+now, which finds a rewrite that the chains and anchors alone cannot, and print the root as of now.
+
 `ledger check` covers points and archives; a domain whose ledger rests on points (the supermarket's
 stock) adds its own invariants with `add_ledger_check(app, name, check)` in its `init_app`.
 """
@@ -14,7 +17,7 @@ from flask.cli import AppGroup
 from sqlalchemy.orm import Session
 
 from core.db import db
-from points import archive, ledger
+from points import archive, ledger, roots
 
 LEDGER_CHECKS = "points.ledger_checks"
 
@@ -55,12 +58,26 @@ def verify(resident_id: int | None) -> None:
     problems = [] if resident_id else ledger.invariant_problems(db.session)
     for problem in problems:
         click.echo(f"ledger: {problem}")
+    published = [] if resident_id else _roots()
     click.echo(
         f"verified {checked} archives: {checked - bad} intact, {bad} broken; "
         f"ledger {'sound' if not problems else 'UNSOUND'}"
     )
-    if bad or problems:
+    if bad or problems or published:
         raise SystemExit(1)
+
+
+def _roots() -> list[str]:
+    """Say the root as of now; recompute the latest published one and name a mismatch."""
+    now = roots.compute(db.session, roots.take_mark(db.session))
+    click.echo(f"archive root now: {now.root} over {now.leaves} archives (entries up to {now.mark})")
+    published = roots.latest(db.session)
+    found = roots.problems(db.session)
+    for problem in found:
+        click.echo(f"archive root: {problem}")
+    if published is not None and not found:
+        click.echo(f"published archive root of {published.created_at:%Y-%m-%d} ({published.root[:16]}…) matches")
+    return found
 
 
 @ledger_cli.command("check")
@@ -77,6 +94,7 @@ def check() -> None:
         broken += len(result.problems)
         for problem in result.problems:
             click.echo(f"archive of resident {user_id}: {problem}")
+    problems += _roots()
     click.echo(f"checked the ledgers and {residents} archives: {len(problems) + broken} problems")
     if problems or broken:
         raise SystemExit(1)

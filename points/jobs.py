@@ -8,7 +8,7 @@ from datetime import datetime
 from core import audit
 from core.db import db, unit_of_work
 from core.jobs import JobSet
-from points import archive, deeds, expiry, ledger
+from points import archive, deeds, expiry, ledger, roots
 
 jobs = JobSet()
 
@@ -30,7 +30,7 @@ def verify_archives(*, now: datetime) -> str:
             broken_count += 1
             if len(broken) < 1000:  # the audit entry names the first ones; the count says the rest
                 broken.append({"user_id": user_id, "first_bad_seq": result.first_bad_seq})
-    problems = ledger.invariant_problems(db.session)
+    problems = ledger.invariant_problems(db.session) + roots.problems(db.session)
     db.session.rollback()
     with unit_of_work():
         audit.record(

@@ -330,3 +330,18 @@ class Certificate(db.Model):
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     user: Mapped[User] = relationship(foreign_keys=[user_id])
+
+
+class ArchiveRoot(db.Model):
+    """A published root hash over every resident's archive head (a Merkle tree, `points.roots`), as
+    of `mark`: the archive entries whose ids are at most `mark`, which were all committed when it
+    was taken and never change. Published with each monthly report; append-only (triggers made by
+    the migration), so a later rewrite of any archive before it is found by recomputing it."""
+
+    __tablename__ = "archive_root"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mark: Mapped[int] = mapped_column(sa.BigInteger, unique=True)
+    root: Mapped[str] = mapped_column(sa.String(64))
+    leaves: Mapped[int] = mapped_column(sa.Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

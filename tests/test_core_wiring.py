@@ -22,7 +22,7 @@ from core.app import create_bare_app
 from moralcredit import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
-DOMAINS = ("community", "points", "volunteer", "exchange")
+DOMAINS = ("community", "points", "volunteer", "exchange", "stats")
 OUTSIDE_CORE = {*DOMAINS, "citydemo", "moralcredit", "wsgi"}
 DB = {"SQLALCHEMY_DATABASE_URI": "sqlite://"}  # none of these tests touches the database
 JOBS = {
@@ -34,6 +34,9 @@ JOBS = {
     "close-missed-checkouts",
     "remind-volunteers",
     "low-stock",
+    "stats-refresh",
+    "stats-rebuild",
+    "monthly-report",
 }
 
 

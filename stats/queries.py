@@ -1,0 +1,412 @@
+"""Figures for a region subtree and a period, read from the rollups only (never the raw tables).
+
+A period is split into whole months (read from the monthly rows) and at most two runs of edge days
+(read from the daily rows), so any period costs the same few index ranges. Places come from the
+region closure: a subtree (the total), each child region, or each department located in the
+subtree. What each figure means:
+
+- volunteers: residents registered in the subtree by the period's last day; active volunteers:
+  residents of the subtree who served at least once in the period;
+- activities (published, not cancelled) and those held (finished or closed), participations (人次:
+  every attendance not annulled), service hours (credited, the scanned and the made-up apart),
+  the no-show rate: by where and when the activity took place;
+- points issued (net of corrections), deducted, redeemed (net of voids), expired: from the ledger,
+  by the resident's region and the transfer's day; outstanding: what residents of the subtree held
+  at the end of the period;
+- redemptions and goods out: completed baskets of stores in the subtree; deeds and deductions
+  approved: by the deed's region and the day of review.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy import event
+from sqlalchemy.orm import Session, aliased
+
+from community.models import Department, Region
+from core.db import db, is_postgresql
+from exchange.models import Store
+from stats.models import (
+    DeedRollup,
+    LedgerRollup,
+    PeopleRollup,
+    PersonRollup,
+    RegionClosure,
+    ServiceRollup,
+    StoreRollup,
+)
+from stats.refresh import as_of, month_of, next_month
+
+EPOCH = date(1970, 1, 1)
+MIN_GROUP_DEFAULT = 5
+
+# Every figure, in the order tables and exports show them, with its Chinese header.
+FIELDS: tuple[tuple[str, str], ...] = (
+    ("volunteers", "注册志愿者"),
+    ("active_volunteers", "活跃志愿者"),
+    ("activities", "发布活动"),
+    ("activities_held", "已举办活动"),
+    ("participations", "参与人次"),
+    ("service_hours", "服务时长（小时）"),
+    ("scanned_hours", "扫码时长（小时）"),
+    ("makeup_hours", "补录时长（小时）"),
+    ("points_issued", "发放积分"),
+    ("points_redeemed", "兑换积分"),
+    ("points_expired", "过期积分"),
+    ("points_deducted", "扣减积分"),
+    ("points_outstanding", "结余积分"),
+    ("redemptions", "兑换笔数"),
+    ("goods_out", "兑出商品（件）"),
+    ("deeds_approved", "好人好事"),
+    ("deductions_approved", "扣分事项"),
+    ("no_show_rate", "爽约率"),
+)
+FIELD_NAMES = tuple(name for name, _ in FIELDS)
+
+
+def min_group() -> int:
+    return int(current_app.config.get("STATS_MIN_GROUP", MIN_GROUP_DEFAULT))
+
+
+def analytic() -> None:
+    """Set this transaction up for sums over rollups on PostgreSQL, once: room to hash in memory (a
+    city's year is a million rows; the default work_mem sorts them on disk), and a plan made for
+    each statement's own values. The driver prepares a statement run five times, and PostgreSQL may
+    then keep one generic plan for it: the same sum for twelve months went from 0.1 s to 130 s."""
+    session = db.session
+    if is_postgresql(session) and not session.info.get("stats_work_mem"):
+        session.execute(sa.text("SET LOCAL work_mem = '64MB'"))
+        session.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
+        session.info["stats_work_mem"] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_work_mem(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop("stats_work_mem", None)
+
+
+# Results change only when the rollups do, and every refresh moves `as_of`: a result is kept per
+# (database, as_of, question), so that a dashboard opened twice, or by ten people, reads once.
+_CACHE: OrderedDict[tuple, Any] = OrderedDict()
+CACHE_SIZE = 256
+
+
+def cached(func: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        moment = as_of()
+        if moment is None:
+            return func(*args, **kwargs)
+        places = tuple(a.id if isinstance(a, Region) else a for a in args)
+        key = (str(db.engine.url), moment, func.__qualname__, places, tuple(sorted(kwargs.items())), min_group())
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return copy.deepcopy(_CACHE[key])
+        result = func(*args, **kwargs)
+        _CACHE[key] = copy.deepcopy(result)
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
+        return result
+
+    return wrapper
+
+
+# Periods ---------------------------------------------------------------------------------------
+
+
+def within(model: Any, first: date, last: date) -> Any:
+    """Rollup rows covering exactly [first, last]: whole months from monthly rows, edges from days."""
+    whole_from = first if first.day == 1 else next_month(first)
+    after = last + timedelta(days=1)
+    whole_to = after if after.day == 1 else month_of(last)  # exclusive
+    if whole_from >= whole_to:
+        return sa.and_(model.grain == "d", model.period >= first, model.period <= last)
+    parts = [sa.and_(model.grain == "m", model.period >= whole_from, model.period < whole_to)]
+    if first < whole_from:
+        parts.append(sa.and_(model.grain == "d", model.period >= first, model.period < whole_from))
+    if whole_to <= last:
+        parts.append(sa.and_(model.grain == "d", model.period >= whole_to, model.period <= last))
+    return sa.or_(*parts)
+
+
+def months_between(first: date, last: date) -> list[tuple[date, date, date]]:
+    """(month, first day, last day) of each calendar month that [first, last] touches."""
+    out = []
+    month = month_of(first)
+    while month <= last:
+        out.append((month, max(first, month), min(last, next_month(month) - timedelta(days=1))))
+        month = next_month(month)
+    return out
+
+
+# Places ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Places:
+    """How rows are grouped by place: `total` (the subtree), `child` (each child region of the
+    root) or `department` (each department located in the subtree)."""
+
+    root: Region
+    by: str = "total"
+
+    def apply(self, select: sa.Select, model: Any) -> tuple[sa.Select, Any]:
+        closure = aliased(RegionClosure)
+        if self.by == "department":
+            select = select.join(Department, Department.id == model.department_id).join(
+                closure, sa.and_(closure.region_id == Department.region_id, closure.ancestor_id == self.root.id)
+            )
+            return select, Department.id
+        if self.by == "child":
+            child = aliased(Region)
+            select = select.join(closure, closure.region_id == model.region_id).join(
+                child, sa.and_(child.id == closure.ancestor_id, child.parent_id == self.root.id)
+            )
+            return select, child.id
+        select = select.join(
+            closure, sa.and_(closure.region_id == model.region_id, closure.ancestor_id == self.root.id)
+        )
+        return select, sa.literal(self.root.id)
+
+
+def _sums(model: Any, measures: dict[str, Any], places: Places, where: Any) -> dict[int, dict[str, int]]:
+    analytic()
+    select, key = places.apply(sa.select(), model)
+    select = select.add_columns(
+        key.label("key"), *(sa.func.coalesce(sa.func.sum(v), 0).label(k) for k, v in measures.items())
+    )
+    rows = db.session.execute(select.select_from(model).where(where).group_by(key)).all()
+    return {int(row.key): {k: int(getattr(row, k)) for k in measures} for row in rows}
+
+
+def _distinct_people(places: Places, where: Any) -> dict[int, int]:
+    analytic()
+    select, key = places.apply(sa.select(), PersonRollup)
+    select = select.add_columns(key.label("key"), sa.func.count(sa.distinct(PersonRollup.user_id)).label("n"))
+    rows = db.session.execute(
+        select.select_from(PersonRollup).where(where, PersonRollup.participations > 0).group_by(key)
+    ).all()
+    return {int(row.key): int(row.n) for row in rows}
+
+
+SERVICE = {
+    "activities": ServiceRollup.activities,
+    "activities_held": ServiceRollup.activities_held,
+    "participations": ServiceRollup.participations,
+    "service_minutes": ServiceRollup.service_minutes,
+    "makeup_minutes": ServiceRollup.makeup_minutes,
+    "signups": ServiceRollup.signups,
+    "no_shows": ServiceRollup.no_shows,
+}
+LEDGER = {
+    "issued": LedgerRollup.issued,
+    "deducted": LedgerRollup.deducted,
+    "redeemed": LedgerRollup.redeemed,
+    "expired": LedgerRollup.expired,
+}
+NET = {"net": LedgerRollup.issued - LedgerRollup.deducted - LedgerRollup.redeemed - LedgerRollup.expired}
+STORE = {"redemptions": StoreRollup.redemptions, "goods": StoreRollup.goods}
+DEED = {"deeds": DeedRollup.deeds, "deductions": DeedRollup.deductions}
+PEOPLE = {"registered": PeopleRollup.registered}
+
+
+def _hours(minutes: int) -> float:
+    return round(minutes / 60, 2)
+
+
+def _figures(raw: dict[str, int | None]) -> dict[str, Any]:
+    """The published figures from the raw sums of one place and period (None: not applicable)."""
+
+    def get(name: str) -> int | None:
+        return raw.get(name)
+
+    minutes, makeup = get("service_minutes"), get("makeup_minutes")
+    signups, no_shows = get("signups"), get("no_shows")
+    return {
+        "volunteers": get("registered"),
+        "active_volunteers": get("active"),
+        "activities": get("activities"),
+        "activities_held": get("activities_held"),
+        "participations": get("participations"),
+        "service_hours": None if minutes is None else _hours(minutes),
+        "scanned_hours": None if minutes is None else _hours(minutes - (makeup or 0)),
+        "makeup_hours": None if makeup is None else _hours(makeup),
+        "points_issued": get("issued"),
+        "points_redeemed": get("redeemed"),
+        "points_expired": get("expired"),
+        "points_deducted": get("deducted"),
+        "points_outstanding": get("net"),
+        "redemptions": get("redemptions"),
+        "goods_out": get("goods"),
+        "deeds_approved": get("deeds"),
+        "deductions_approved": get("deductions"),
+        "no_show_rate": round(no_shows / signups, 4) if signups else None,
+    }
+
+
+def _raw(places: Places, first: date, last: date) -> dict[int, dict[str, int]]:
+    """Every raw sum of the period, per place key."""
+    found: dict[int, dict[str, int]] = defaultdict(dict)
+    zero = {**dict.fromkeys(SERVICE, 0), **dict.fromkeys(LEDGER, 0), "active": 0}
+    parts: list[tuple[Any, dict[str, Any], Any]] = [
+        (ServiceRollup, SERVICE, within(ServiceRollup, first, last)),
+        (LedgerRollup, LEDGER, within(LedgerRollup, first, last)),
+    ]
+    if places.by != "department":
+        zero.update({**dict.fromkeys(STORE, 0), **dict.fromkeys(DEED, 0), "registered": 0, "net": 0})
+        parts += [
+            (LedgerRollup, NET, within(LedgerRollup, EPOCH, last)),
+            (StoreRollup, STORE, within(StoreRollup, first, last)),
+            (DeedRollup, DEED, within(DeedRollup, first, last)),
+            (PeopleRollup, PEOPLE, within(PeopleRollup, EPOCH, last)),
+        ]
+    for model, measures, where in parts:
+        for key, sums in _sums(model, measures, places, where).items():
+            found[key].update(sums)
+    for key, n in _distinct_people(places, within(PersonRollup, first, last)).items():
+        found[key]["active"] = n
+    return {key: {**zero, **sums} for key, sums in found.items()}
+
+
+def _zero(places: Places) -> dict[str, int]:
+    base = {**dict.fromkeys(SERVICE, 0), **dict.fromkeys(LEDGER, 0), "active": 0}
+    if places.by != "department":
+        base.update({**dict.fromkeys(STORE, 0), **dict.fromkeys(DEED, 0), "registered": 0, "net": 0})
+    return base
+
+
+@cached
+def summary(region: Region, first: date, last: date) -> dict[str, Any]:
+    places = Places(region)
+    raw = _raw(places, first, last).get(region.id, _zero(places))
+    return {**_figures({**_zero(places), **raw}), **summary_context(region, first, last)}
+
+
+def summary_context(region: Region, first: date, last: date) -> dict[str, Any]:
+    moment = as_of()
+    return {
+        "region_code": region.code,
+        "region_name": region.name,
+        "from": first.isoformat(),
+        "to": last.isoformat(),
+        "as_of": moment.isoformat() if moment else None,
+    }
+
+
+def _suppress(
+    row: dict[str, Any], people: int | None, keep: tuple[str, ...] = ("activities", "activities_held")
+) -> dict[str, Any]:
+    """Groups of fewer than `STATS_MIN_GROUP` people (but some) show no figure about people (DESIGN §8)."""
+    if people is not None and 0 < people < min_group():
+        return {**{k: (v if k in keep else None) for k, v in row.items() if k in FIELD_NAMES}, "suppressed": True}
+    return {**{k: row[k] for k in FIELD_NAMES}, "suppressed": False}
+
+
+@cached
+def by_region(region: Region, first: date, last: date) -> list[dict[str, Any]]:
+    """One row per child region (all of them, in code order), figures as in `summary`."""
+    places = Places(region, "child")
+    raw = _raw(places, first, last)
+    children = db.session.scalars(sa.select(Region).where(Region.parent_id == region.id).order_by(Region.code)).all()
+    rows = []
+    for child in children:
+        sums = {**_zero(places), **raw.get(child.id, {})}
+        figures = _suppress(_figures(sums), sums["registered"])
+        rows.append({"region_code": child.code, "name": child.name, "level": child.level, **figures})
+    return rows
+
+
+@cached
+def by_department(region: Region, first: date, last: date) -> list[dict[str, Any]]:
+    """One row per department located in the subtree: its activities, the service at them and the
+    points it issued; the residents' own counters (registrations, stores, deeds) do not apply."""
+    places = Places(region, "department")
+    raw = _raw(places, first, last)
+    closure = aliased(RegionClosure)
+    departments = db.session.execute(
+        sa.select(Department.id, Department.name, Region.code)
+        .join(Region, Region.id == Department.region_id)
+        .join(closure, sa.and_(closure.region_id == Department.region_id, closure.ancestor_id == region.id))
+        .order_by(Region.code, Department.name)
+    ).all()
+    rows = []
+    for department_id, name, code in departments:
+        sums = {**_zero(places), **raw.get(department_id, {})}
+        figures = _suppress(_figures(sums), sums["active"])
+        rows.append({"department_id": department_id, "name": name, "region_code": code, **figures})
+    return rows
+
+
+STORE_FIELDS: tuple[tuple[str, str], ...] = (
+    ("redemptions", "兑换笔数"),
+    ("voided", "作废笔数"),
+    ("points_redeemed", "兑换积分"),
+    ("goods_out", "兑出商品（件）"),
+)
+
+
+@cached
+def by_store(region: Region, first: date, last: date) -> list[dict[str, Any]]:
+    """One row per moral supermarket in the subtree: completed and voided baskets, points and goods."""
+    closure = aliased(RegionClosure)
+    measures = {
+        "redemptions": StoreRollup.redemptions,
+        "voided": StoreRollup.voided,
+        "points": StoreRollup.points,
+        "goods": StoreRollup.goods,
+    }
+    rows = db.session.execute(
+        sa.select(StoreRollup.store_id, *(sa.func.coalesce(sa.func.sum(v), 0).label(k) for k, v in measures.items()))
+        .join(closure, sa.and_(closure.region_id == StoreRollup.region_id, closure.ancestor_id == region.id))
+        .where(within(StoreRollup, first, last))
+        .group_by(StoreRollup.store_id)
+    ).all()
+    sums = {row.store_id: row for row in rows}
+    stores = db.session.execute(
+        sa.select(Store.id, Store.name, Region.code, Region.name)
+        .join(Region, Region.id == Store.region_id)
+        .join(closure, sa.and_(closure.region_id == Store.region_id, closure.ancestor_id == region.id))
+        .order_by(Region.code, Store.name)
+    ).all()
+    out = []
+    for store_id, name, code, place in stores:
+        row = sums.get(store_id)
+        out.append(
+            {
+                "store_id": store_id,
+                "name": name,
+                "region_code": code,
+                "region_name": place,
+                "redemptions": int(row.redemptions) if row else 0,
+                "voided": int(row.voided) if row else 0,
+                "points_redeemed": int(row.points) if row else 0,
+                "goods_out": int(row.goods) if row else 0,
+            }
+        )
+    return out
+
+
+@cached
+def monthly(region: Region, first: date, last: date) -> list[dict[str, Any]]:
+    """One row per calendar month the period touches (its part inside the period): flows in the
+    month, counts of people at its end."""
+    rows = []
+    for month, start, end in months_between(first, last):
+        figures = summary(region, start, end)
+        rows.append({"month": month.strftime("%Y-%m"), **{k: figures[k] for k in FIELD_NAMES}})
+    return rows
+
+
+def as_of_text() -> str | None:
+    moment = as_of()
+    return moment.isoformat() if moment else None
