@@ -10,6 +10,7 @@ here commits: writes join the caller's unit of work.
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -137,7 +138,7 @@ class RegionIndex:
         self.places[place.code] = place
 
 
-class Importer:
+class Importer(ABC):
     """One kind of row. Subclasses name their columns and implement `check` and `write`."""
 
     kind: ClassVar[str]
@@ -199,12 +200,13 @@ class Importer:
         self.report.valid += 1
         setattr(self.report, outcome, getattr(self.report, outcome) + 1)
 
+    @abstractmethod
     def check(self, rows: list[Row]) -> None:
-        raise NotImplementedError
+        """Check a batch of rows against the file so far and the database; note each row's fate."""
 
+    @abstractmethod
     def write(self) -> None:
         """Write what the last `check` decided (only called while the file has no error)."""
-        raise NotImplementedError
 
 
 def insert_rows(session: Session, model: Any, rows: list[dict[str, Any]], *, ids: bool = False) -> list[int]:
