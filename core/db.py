@@ -152,8 +152,9 @@ def insert_if_absent(
 ) -> Any:
     """INSERT the row unless one with the same `unique` columns exists (ON CONFLICT DO NOTHING, on
     PostgreSQL and SQLite alike): the database decides, so two transactions racing to create the
-    same row cannot both win. Returns whether this call inserted it, or with `returning` the new
-    object (None when the row was already there), loaded in the same statement."""
+    same row cannot both win. With `returning`, answers the new object (None when the row was
+    already there), loaded in the same statement; without it, answers nothing (a driver's row count
+    for this statement is not something to decide on)."""
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
@@ -161,7 +162,8 @@ def insert_if_absent(
     statement = insert(model).values(**values).on_conflict_do_nothing(index_elements=list(unique))
     if returning:
         return session.scalars(statement.returning(model)).one_or_none()
-    return session.execute(statement).rowcount == 1
+    session.execute(statement)
+    return None
 
 
 # Jobs that walk every resident (or every row of a growing table) take this many at a time: each
