@@ -3,9 +3,10 @@ and each rule's arguments filled with real ids of objects in scope (the resident
 store 1's, grid 1's, township 1's, the county's).
 
 `build_walk_world` extends the matrix's world (tests/authz.py) with the callers out of scope;
-`fill` turns a rule into a concrete path; `Caller` sends a request the way its kind of client
-does (a bearer token for the API, a signed-in session with a CSRF token for pages) and `reached`
-says whether the request got through.
+`request_for` turns a rule into a concrete path and body (the matrix case's query and body for
+that route, `matrix_cases`); `Caller` sends a request the way its kind of client does (a bearer
+token for the API, a signed-in session with a CSRF token for pages) and `reached` says whether the
+request got through.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def build_walk_world() -> World:
         reason="忘记扫码",
         now=utcnow(),
     )
-    approved_deed(w), objection(w), photo_deed(w), pending_adjustment(w), certificate_code(w)
+    for make in (approved_deed, objection, photo_deed, pending_adjustment, certificate_code):
+        make(w)
     on_notice = deeds.record(
         actor=w.users["grid_worker"],
         resident_id=resident.id,
@@ -91,7 +93,8 @@ def build_walk_world() -> World:
         now=utcnow(),
     )
     w.extra["on_notice"] = deeds.approve(actor=w.users["reviewer"], deed_id=on_notice.id, now=utcnow()).id
-    a_redemption(w), pictured(w), county_report(w)
+    for make in (a_redemption, pictured, county_report):
+        make(w)
     accounts.issue_card(actor=w.users["admin"], user_id=resident.id, now=utcnow())
     return w
 
@@ -204,7 +207,8 @@ def request_for(rule: Rule, method: str, w: World) -> tuple[str, Any, bool]:
     """The path with ids and query filled in, the body, and whether it goes as a multipart form."""
     values = {}
     for name in rule.arguments:
-        maker = BY_ENDPOINT.get(rule.endpoint, {}).get(name) or ARGUMENTS[name]
+        maker = BY_ENDPOINT.get(rule.endpoint, {}).get(name) or ARGUMENTS.get(name)
+        assert maker, f"{rule.endpoint}: no id for <{name}>; add one to ARGUMENTS in tests/walk.py"
         values[name] = maker(w)
     _, path = rule.build(values, append_unknown=False)
     known = _requests.get((rule.endpoint, method), Request())
