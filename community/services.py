@@ -248,6 +248,8 @@ def grant_role(
 
 
 def revoke_role(*, actor: User | None, grant_id: int, now: datetime) -> None:
+    """Remove a grant; every token and session its holder signed in with ends, so a device signed
+    in for the role (a shop counter, a kiosk) stops at once and the person signs in afresh."""
     with unit_of_work() as session:
         grant = session.get(RoleGrant, grant_id)
         if grant is None:
@@ -262,6 +264,9 @@ def revoke_role(*, actor: User | None, grant_id: int, now: datetime) -> None:
             "scope_id": grant.scope_id,
         }
         session.delete(grant)
+        holder = session.get(User, grant.user_id, with_for_update=True)
+        if holder is not None:
+            holder.token_version += 1  # the holder's tokens, sessions and personal codes end with the role
         audit.record(
             "role.revoke",
             "role_grant",

@@ -199,6 +199,7 @@ class _Api:
     routes: list[RouteSpec] = field(default_factory=list)
     registered: list[Routes] = field(default_factory=list)
     token_user_loader: Callable[[int, int], Any] | None = None
+    document: dict[str, Any] | None = None  # the OpenAPI document, built at its first request
 
 
 def init_app(app: Flask, *, title: str, version: str) -> None:
@@ -389,8 +390,12 @@ def _page_schema(schema: type[Schema]) -> type[Schema]:
 
 
 def _openapi_json() -> Response:
+    """The document is built once: routes are all registered before the first request, and an
+    anonymous URL that costs a full schema walk per call is a cheap way to load the server."""
     state = _state(current_app)
-    return jsonify(openapi_document(state.routes, state.title, state.version))
+    if state.document is None:
+        state.document = openapi_document(state.routes, state.title, state.version)
+    return jsonify(state.document)
 
 
 def openapi_document(routes: Iterable[RouteSpec], title: str, version: str) -> dict[str, Any]:
