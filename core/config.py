@@ -5,6 +5,7 @@ Development and tests get safe defaults; production refuses to start without a `
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +24,19 @@ def _bool(name: str, default: bool) -> bool:
 def _int(name: str, default: int) -> int:
     value = os.environ.get(name)
     return int(value) if value not in (None, "") else default
+
+
+def _json_object(name: str) -> dict:
+    value = os.environ.get(name)
+    if value in (None, ""):
+        return {}
+    try:
+        parsed = json.loads(value)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a JSON object: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise ValueError(f"{name} must be a JSON object")
+    return parsed
 
 
 def normalize_database_url(url: str) -> str:
@@ -45,6 +59,8 @@ class Config:
     SCHEDULER = os.environ.get("MORALCREDIT_SCHEDULER", "on")
     # Jobs that walk every resident take this many rows a page (core.db.keyset_pages).
     JOB_BATCH_SIZE = _int("MORALCREDIT_JOB_BATCH_SIZE", 2000)
+    # A job's cron fields instead of its own: {"apply-expiry": {"hour": 1, "minute": 5}}.
+    JOB_TRIGGERS: ClassVar[dict] = _json_object("MORALCREDIT_JOB_TRIGGERS")
     JSON_AS_ASCII = False
     # Requests larger than this are refused (413) before they are read: a photo is at most 8 MB.
     MAX_CONTENT_LENGTH = 10 * 1024 * 1024
