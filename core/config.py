@@ -62,6 +62,9 @@ class Config:
     # A job's cron fields instead of its own: {"apply-expiry": {"hour": 1, "minute": 5}}.
     JOB_TRIGGERS: ClassVar[dict] = _json_object("MORALCREDIT_JOB_TRIGGERS")
     JSON_AS_ASCII = False
+    # Reverse proxies in front of the app that set X-Forwarded-For/-Proto (docs/operations.md
+    # "Behind a proxy"); 0 ignores those headers, which any client could forge.
+    TRUSTED_PROXIES = _int("MORALCREDIT_TRUSTED_PROXIES", 0)
     # Requests larger than this are refused (413) before they are read: a photo is at most 8 MB.
     MAX_CONTENT_LENGTH = 10 * 1024 * 1024
     # An import's spreadsheet may be larger (a county's residents as .csv: about 60 bytes a row).
@@ -162,6 +165,8 @@ def load_config(name: str | None = None, overrides: dict | None = None) -> dict:
     values.update(overrides or {})
     if values.get("SQLALCHEMY_DATABASE_URI"):
         values["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(values["SQLALCHEMY_DATABASE_URI"])
+    if not isinstance(values.get("TRUSTED_PROXIES"), int) or values["TRUSTED_PROXIES"] < 0:
+        raise ConfigError("MORALCREDIT_TRUSTED_PROXIES must be a whole number, 0 or more")
     if not values.get("SECRET_KEY"):
         raise ConfigError(
             "SECRET_KEY must be set in production (or set MORALCREDIT_ENV=development to use the development defaults)"
