@@ -96,6 +96,13 @@ class Config:
     LOGIN_LOCK_MAX_MINUTES = _int("MORALCREDIT_LOGIN_LOCK_MAX_MINUTES", 30)
     LOGIN_LOCK_FORGET_HOURS = _int("MORALCREDIT_LOGIN_LOCK_FORGET_HOURS", 24)
 
+    # Sign-in counters in Redis when set (docs/operations.md "Redis"), else in the database. Keys
+    # start with the prefix, so that installations can share a Redis; while it does not answer, the
+    # database serves, and Redis is tried again after REDIS_RETRY_SECONDS.
+    REDIS_URL = os.environ.get("REDIS_URL") or None
+    REDIS_PREFIX = os.environ.get("MORALCREDIT_REDIS_PREFIX", "moralcredit:")
+    REDIS_RETRY_SECONDS = _int("MORALCREDIT_REDIS_RETRY_SECONDS", 30)
+
     # The one-time password-reset code an admin gives a resident (docs/operations.md "Accounts an
     # admin looks after"): it works once, for this many hours, and wears out after wrong tries.
     PASSWORD_RESET_HOURS = _int("MORALCREDIT_PASSWORD_RESET_HOURS", 24)
@@ -136,6 +143,7 @@ class TestingConfig(Config):
     TESTING = True
     SECRET_KEY = "test-only-not-secret"
     SCHEDULER = "off"
+    REDIS_URL = None  # a test that wants Redis says so (tests/conftest.py `shared_redis`)
     # Fast hashing keeps the suite quick; production uses scrypt above.
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"
 
