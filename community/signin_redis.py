@@ -76,6 +76,7 @@ if has_user then
   end
 end
 local id = redis.call('INCR', KEYS[5])
+redis.call('EXPIRE', KEYS[5], state_keep)
 local counted = has_user and 3 or 2
 for i = 1, counted do
   redis.call('ZADD', KEYS[i], now, id)
