@@ -3,8 +3,8 @@
 The counts live where every app process and host shares them: in Redis when `REDIS_URL` is set
 (community/signin_redis.py), else in the database (`login_attempt`, `users.failed_logins/
 locked_until/lockouts/failures_reset_at`); a lock is always written to the user's row too, and
-while Redis does not answer the database counts (docs/operations.md "Redis"). Only failures count, within
-a sliding window (core/config.py, docs/operations.md "Sign-in limits"):
+while Redis does not answer the database counts (docs/operations.md "Redis"). Only failures
+count, within a sliding window (core/config.py, docs/operations.md "Sign-in limits"):
 - an account locks for a short, moderately escalating time after `LOGIN_MAX_FAILURES` failures
   from any addresses; the refusal says until when, and an admin over its region can unlock it;
 - one address is slowed on one account a failure before that, so a stranger at one address can

@@ -216,6 +216,8 @@ def triggers(app: Flask) -> dict[str, dict[str, Any]]:
     unknown = sorted(set(overrides) - set(jobs))
     if unknown:
         raise RuntimeError(f"MORALCREDIT_JOB_TRIGGERS names unknown jobs: {', '.join(unknown)}")
+    if not all(isinstance(fields, dict) for fields in overrides.values()):
+        raise RuntimeError("MORALCREDIT_JOB_TRIGGERS gives each job an object of cron fields")
     return {name: dict(overrides.get(name, job_.trigger)) for name, job_ in jobs.items()}
 
 
