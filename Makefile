@@ -40,6 +40,7 @@ bench: install-dev
 	@command -v wrk >/dev/null || { echo "make bench needs wrk: apt-get install wrk"; exit 1; }
 	$(BIN)/python bench/bench_hotpaths.py
 	$(BIN)/python bench/bench_auth.py
+	$(BIN)/python bench/bench_signin_counts.py
 	$(BIN)/python bench/bench_ledger.py
 	$(BIN)/python bench/economy_long.py
 	$(BIN)/python bench/bench_stats.py

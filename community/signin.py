@@ -1,8 +1,10 @@
 """Signing in under limits, and the admin's unlock.
 
-The limits live in the database (`login_attempt`, `users.failed_logins/locked_until/lockouts/
-failures_reset_at`) so that every app process and host shares them. Only failures count, within
-a sliding window (core/config.py, docs/operations.md "Sign-in limits"):
+The counts live where every app process and host shares them: in Redis when `REDIS_URL` is set
+(community/signin_redis.py), else in the database (`login_attempt`, `users.failed_logins/
+locked_until/lockouts/failures_reset_at`); a lock is always written to the user's row too, and
+while Redis does not answer the database counts (docs/operations.md "Redis"). Only failures
+count, within a sliding window (core/config.py, docs/operations.md "Sign-in limits"):
 - an account locks for a short, moderately escalating time after `LOGIN_MAX_FAILURES` failures
   from any addresses; the refusal says until when, and an admin over its region can unlock it;
 - one address is slowed on one account a failure before that, so a stranger at one address can
@@ -21,10 +23,11 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 
+from community import signin_redis
 from community.messages import DETAILS
 from community.models import LoginAttempt, User
-from core import audit, clock
-from core.db import unit_of_work
+from core import audit, clock, redisstore
+from core.db import db, unit_of_work
 from core.errors import NotFound, RateLimited, Unauthorized
 from core.security import authorize, verify_password
 
@@ -97,6 +100,8 @@ class _Reservation:
     locked_until: datetime | None  # set when this attempt locked the account
     throttled_until: datetime | None  # set when this attempt used this address's last try
     region_id: int | None
+    lockouts: int = 0  # the lock's level, when this attempt locked the account
+    counted: signin_redis.Counted | None = None  # counted in Redis, not in the database
 
 
 def _failures(session, *, since: datetime, ip: str | None = None, phone: str | None = None):
@@ -176,6 +181,53 @@ def _reserve(phone: str, ip: str, now: datetime, limits: Limits) -> _Reservation
         )
 
 
+def _reserve_shared(phone: str, ip: str, now: datetime, limits: Limits) -> _Reservation | None:
+    """Count this attempt in Redis (`_reserve`'s rules), or refuse it; None without Redis or when
+    it does not answer, for the database to count instead."""
+    shared = redisstore.shared()
+    if shared is None:
+        return None
+    user = db.session.execute(
+        sa.select(
+            User.id, User.password_hash, User.region_id, User.locked_until, User.lockouts, User.failures_reset_at
+        ).where(User.phone == phone)
+    ).one_or_none()
+    db.session.commit()  # end the read: the password check holds no transaction
+    if user is not None and user.locked_until is not None and user.locked_until > now:
+        raise SignInRefused("account_locked", user.locked_until, now=now)
+    secret = current_app.config["PII_KEY"] or current_app.config["SECRET_KEY"]
+    try:
+        outcome = signin_redis.reserve(shared, phone=phone, ip=ip, now=now, limits=limits, user=user, secret=secret)
+    except redisstore.Error as exc:
+        shared.failed(exc)
+        return None
+    if isinstance(outcome, signin_redis.Refused):
+        if outcome.code == "address_throttled":
+            raise SignInRefused("login_throttled", outcome.until, now=now, detail=DETAILS["login_throttled_address"])
+        raise SignInRefused(outcome.code, outcome.until, now=now)
+    return _Reservation(
+        attempt_id=outcome.attempt_id,
+        user_id=user.id if user is not None else None,
+        password_hash=user.password_hash if user is not None else None,
+        remaining=outcome.remaining,
+        locked_until=outcome.locked_until,
+        throttled_until=outcome.throttled_until,
+        region_id=user.region_id if user is not None else None,
+        lockouts=outcome.lockouts,
+        counted=outcome,
+    )
+
+
+def _forget_shared(counted: signin_redis.Counted) -> None:
+    shared = redisstore.store()
+    if shared is None:
+        return
+    try:
+        signin_redis.forget(shared, counted)
+    except redisstore.Error as exc:
+        shared.failed(exc)
+
+
 def authenticate(phone: str, password: str, *, ip: str, now: datetime) -> User:
     """Check a phone and password under the sign-in limits; return the user or raise 401/429.
 
@@ -186,13 +238,14 @@ def authenticate(phone: str, password: str, *, ip: str, now: datetime) -> User:
     phone = (phone or "").strip()[:20]
     ip = (ip or "unknown")[:64]
     limits = Limits.from_config()
-    reservation = _reserve(phone, ip, now, limits)
+    reservation = _reserve_shared(phone, ip, now, limits) or _reserve(phone, ip, now, limits)
     # An unknown phone costs the same time as a real check (verify_password): phones stay private.
     ok = verify_password(reservation.password_hash, password or "")
     with unit_of_work() as session:
         user = session.get(User, reservation.user_id) if reservation.user_id is not None else None
-        if ok:
+        if ok and reservation.counted is None:
             session.execute(sa.update(LoginAttempt).where(LoginAttempt.id == reservation.attempt_id).values(ok=True))
+        if ok:
             session.execute(
                 sa.update(User)
                 .where(User.id == user.id)
@@ -205,6 +258,17 @@ def authenticate(phone: str, password: str, *, ip: str, now: datetime) -> User:
                 )
             )
         elif reservation.locked_until is not None:
+            if reservation.counted is not None:
+                session.execute(
+                    sa.update(User)
+                    .where(User.id == reservation.user_id)
+                    .values(
+                        failed_logins=0,
+                        locked_until=reservation.locked_until,
+                        lockouts=reservation.lockouts,
+                        failures_reset_at=now,
+                    )
+                )
             audit.record(
                 "user.locked",
                 "user",
@@ -213,6 +277,8 @@ def authenticate(phone: str, password: str, *, ip: str, now: datetime) -> User:
                 region_id=reservation.region_id,
                 now=now,
             )
+    if ok and reservation.counted is not None:
+        _forget_shared(reservation.counted)
     # Refusals come after the commit, so that failures count across processes.
     if ok and not user.active:
         raise Unauthorized("account_disabled")

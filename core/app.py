@@ -17,6 +17,7 @@ from flask import Flask
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core import api, bounds, errors, health, jobs, notify
 from core.bounds import BoundedIntConverter
@@ -51,7 +52,27 @@ def create_bare_app(env: str | None = None, overrides: dict[str, Any] | None = N
     jobs.init_app(app)
     notify.init_app(app)
     _register_templates(app)
+    app.wsgi_app = TrustedProxies(app, app.wsgi_app)
     return app
+
+
+class TrustedProxies:
+    """Werkzeug's ProxyFix for `TRUSTED_PROXIES` proxies, read on each request: the client address
+    and scheme come from the X-Forwarded-For/-Proto that many proxies added (the rightmost ones);
+    with 0, those headers are ignored and the connection's address and scheme stand."""
+
+    def __init__(self, app: Flask, wsgi_app: Any) -> None:
+        self.app = app
+        self.wsgi_app = wsgi_app
+        self._fixes: dict[int, ProxyFix] = {}
+
+    def __call__(self, environ: dict, start_response: Any) -> Any:
+        count = self.app.config["TRUSTED_PROXIES"]
+        if not count:
+            return self.wsgi_app(environ, start_response)
+        if count not in self._fixes:
+            self._fixes[count] = ProxyFix(self.wsgi_app, x_for=count, x_proto=count)
+        return self._fixes[count](environ, start_response)
 
 
 def _register_templates(app: Flask) -> None:

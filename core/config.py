@@ -5,6 +5,7 @@ Development and tests get safe defaults; production refuses to start without a `
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +24,19 @@ def _bool(name: str, default: bool) -> bool:
 def _int(name: str, default: int) -> int:
     value = os.environ.get(name)
     return int(value) if value not in (None, "") else default
+
+
+def _json_object(name: str) -> dict:
+    value = os.environ.get(name)
+    if value in (None, ""):
+        return {}
+    try:
+        parsed = json.loads(value)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a JSON object: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise ValueError(f"{name} must be a JSON object")
+    return parsed
 
 
 def normalize_database_url(url: str) -> str:
@@ -45,7 +59,12 @@ class Config:
     SCHEDULER = os.environ.get("MORALCREDIT_SCHEDULER", "on")
     # Jobs that walk every resident take this many rows a page (core.db.keyset_pages).
     JOB_BATCH_SIZE = _int("MORALCREDIT_JOB_BATCH_SIZE", 2000)
+    # A job's cron fields instead of its own: {"apply-expiry": {"hour": 1, "minute": 5}}.
+    JOB_TRIGGERS: ClassVar[dict] = _json_object("MORALCREDIT_JOB_TRIGGERS")
     JSON_AS_ASCII = False
+    # Reverse proxies in front of the app that set X-Forwarded-For/-Proto (docs/operations.md
+    # "Behind a proxy"); 0 ignores those headers, which any client could forge.
+    TRUSTED_PROXIES = _int("MORALCREDIT_TRUSTED_PROXIES", 0)
     # Requests larger than this are refused (413) before they are read: a photo is at most 8 MB.
     MAX_CONTENT_LENGTH = 10 * 1024 * 1024
     # An import's spreadsheet may be larger (a county's residents as .csv: about 60 bytes a row).
@@ -76,6 +95,13 @@ class Config:
     LOGIN_LOCK_MINUTES = _int("MORALCREDIT_LOGIN_LOCK_MINUTES", 5)
     LOGIN_LOCK_MAX_MINUTES = _int("MORALCREDIT_LOGIN_LOCK_MAX_MINUTES", 30)
     LOGIN_LOCK_FORGET_HOURS = _int("MORALCREDIT_LOGIN_LOCK_FORGET_HOURS", 24)
+
+    # Sign-in counters in Redis when set (docs/operations.md "Redis"), else in the database. Keys
+    # start with the prefix, so that installations can share a Redis; while it does not answer, the
+    # database serves, and Redis is tried again after REDIS_RETRY_SECONDS.
+    REDIS_URL = os.environ.get("REDIS_URL") or None
+    REDIS_PREFIX = os.environ.get("MORALCREDIT_REDIS_PREFIX", "moralcredit:")
+    REDIS_RETRY_SECONDS = _int("MORALCREDIT_REDIS_RETRY_SECONDS", 30)
 
     # The one-time password-reset code an admin gives a resident (docs/operations.md "Accounts an
     # admin looks after"): it works once, for this many hours, and wears out after wrong tries.
@@ -117,6 +143,7 @@ class TestingConfig(Config):
     TESTING = True
     SECRET_KEY = "test-only-not-secret"
     SCHEDULER = "off"
+    REDIS_URL = None  # a test that wants Redis says so (tests/conftest.py `shared_redis`)
     # Fast hashing keeps the suite quick; production uses scrypt above.
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"
 
@@ -146,6 +173,8 @@ def load_config(name: str | None = None, overrides: dict | None = None) -> dict:
     values.update(overrides or {})
     if values.get("SQLALCHEMY_DATABASE_URI"):
         values["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(values["SQLALCHEMY_DATABASE_URI"])
+    if not isinstance(values.get("TRUSTED_PROXIES"), int) or values["TRUSTED_PROXIES"] < 0:
+        raise ConfigError("MORALCREDIT_TRUSTED_PROXIES must be a whole number, 0 or more")
     if not values.get("SECRET_KEY"):
         raise ConfigError(
             "SECRET_KEY must be set in production (or set MORALCREDIT_ENV=development to use the development defaults)"

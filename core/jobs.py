@@ -3,9 +3,11 @@
 A job is a plain function declared on its module's `JobSet` (`jobs = JobSet()`, then
 `@jobs.job(name, **trigger)`); declaring records it there only, and the domain's `init_app` hands the
 set to an app with `register(app, jobs)`. Before a scheduled run the process inserts a `job_run` row
-keyed by (name, slot) in its own transaction: the unique key lets exactly one process win the slot,
-however many schedulers are started. Every job must also be idempotent on its own, because an
-operator may run it by hand (`flask jobs run NAME`).
+keyed by (name, slot) in its own transaction, the slot being the scheduled fire time in UTC (never the
+moment the run happened to start): the unique key lets exactly one process win each fire time, however
+many schedulers run on however many hosts, and however late one of them wakes within the misfire
+grace. Every job must also be idempotent on its own, because an operator may run it by hand
+(`flask jobs run NAME`, a slot of its own).
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
 import click
 import sqlalchemy as sa
+from apscheduler.executors.base import run_job as run_apscheduler_job
+from apscheduler.executors.pool import ThreadPoolExecutor
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy.exc import IntegrityError
@@ -106,6 +110,14 @@ def _registry(app: Flask) -> dict[str, Job]:
         raise RuntimeError("core.jobs.init_app(app) must come before jobs are registered") from None
 
 
+def fire_slot(fire_time: datetime) -> str:
+    """The slot of a scheduled fire time: that instant in UTC, ISO 8601 (`2026-12-08T01:30:00+00:00`),
+    the same string whatever time zone the scheduler that fired it runs in."""
+    if fire_time.tzinfo is None:
+        raise ValueError("a fire time must be timezone-aware")
+    return fire_time.astimezone(UTC).isoformat()
+
+
 def claim(name: str, slot: str, now: datetime) -> int | None:
     """Take (name, slot) for this process; None if another process already has it."""
     try:
@@ -145,21 +157,68 @@ def run_job(name: str, *, slot: str | None = None, now: datetime | None = None) 
         raise
     db.session.rollback()
     _finish(run_id, "ok", None if result is None else str(result))
-    log.info("job %s done in %.2fs: %s", name, time.monotonic() - started, result)
+    log.info("job %s slot %s done in %.2fs: %s", name, slot, time.monotonic() - started, result)
     return None if result is None else str(result)
 
 
-def _scheduled(app: Flask, name: str) -> None:
+def _scheduled(app: Flask, name: str, *, fire_time: datetime) -> None:
     with app.app_context():
-        now = utcnow()
-        # One slot per scheduled minute: several schedulers firing the same trigger share it.
-        slot = now.replace(second=0, microsecond=0).isoformat()
         try:
-            run_job(name, slot=slot, now=now)
+            run_job(name, slot=fire_slot(fire_time), now=utcnow())
         except Exception:
             log.exception("scheduled job %s failed", name)
         finally:
             db.session.remove()
+
+
+class _AtFireTime:
+    """A scheduled job as APScheduler's `run_job` sees it, whose function is also told `fire_time`."""
+
+    def __init__(self, job: Any, fire_time: datetime) -> None:
+        self._job = job
+        self.kwargs = {**job.kwargs, "fire_time": fire_time}
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._job, attribute)
+
+    def __str__(self) -> str:
+        return str(self._job)
+
+
+def _run_at_fire_times(job: Any, jobstore_alias: str, run_times: list[datetime], logger_name: str) -> list:
+    events: list = []
+    for run_time in run_times:
+        events += run_apscheduler_job(_AtFireTime(job, run_time), jobstore_alias, [run_time], logger_name)
+    return events
+
+
+class FireTimeExecutor(ThreadPoolExecutor):
+    """APScheduler's thread pool, handing each run the fire time it was scheduled for (`fire_time=`),
+    so that a run that starts late (a busy or paused process, within the misfire grace) still claims
+    its own fire time and no other."""
+
+    def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
+        def done(future: Any) -> None:
+            if future.exception() is not None:
+                self._run_job_error(job.id, future.exception(), future.exception().__traceback__)
+            else:
+                self._run_job_success(job.id, future.result())
+
+        self._pool.submit(_run_at_fire_times, job, job._jobstore_alias, run_times, self._logger.name).add_done_callback(
+            done
+        )
+
+
+def triggers(app: Flask) -> dict[str, dict[str, Any]]:
+    """Each job's cron fields: its own, or those `JOB_TRIGGERS` (MORALCREDIT_JOB_TRIGGERS) sets for it."""
+    jobs = jobs_of(app)
+    overrides = app.config.get("JOB_TRIGGERS") or {}
+    unknown = sorted(set(overrides) - set(jobs))
+    if unknown:
+        raise RuntimeError(f"MORALCREDIT_JOB_TRIGGERS names unknown jobs: {', '.join(unknown)}")
+    if not all(isinstance(fields, dict) for fields in overrides.values()):
+        raise RuntimeError("MORALCREDIT_JOB_TRIGGERS gives each job an object of cron fields")
+    return {name: dict(overrides.get(name, job_.trigger)) for name, job_ in jobs.items()}
 
 
 def build_scheduler(app: Flask, *, blocking: bool) -> Any:
@@ -168,14 +227,15 @@ def build_scheduler(app: Flask, *, blocking: bool) -> Any:
     from apscheduler.triggers.cron import CronTrigger
 
     cls = BlockingScheduler if blocking else BackgroundScheduler
-    scheduler = cls(timezone=app.config["TIMEZONE"])
-    for job_ in jobs_of(app).values():
+    scheduler = cls(timezone=app.config["TIMEZONE"], executors={"default": FireTimeExecutor()})
+    for name, trigger in triggers(app).items():
         scheduler.add_job(
             _scheduled,
-            CronTrigger(timezone=app.config["TIMEZONE"], **job_.trigger),
-            args=(app, job_.name),
-            id=job_.name,
-            name=job_.name,
+            CronTrigger(timezone=app.config["TIMEZONE"], **trigger),
+            args=(app, name),
+            kwargs={"fire_time": None},  # FireTimeExecutor gives each run its own
+            id=name,
+            name=name,
             max_instances=1,
             coalesce=True,
             misfire_grace_time=300,
@@ -213,8 +273,9 @@ def run_command(name: str) -> None:
 @jobs_cli.command("list")
 def list_command() -> None:
     """List the jobs and their schedules."""
+    schedule = triggers(current_app)
     for job_ in sorted(jobs_of(current_app).values(), key=lambda j: j.name):
-        click.echo(f"{job_.name:28} {job_.trigger}  {job_.description}")
+        click.echo(f"{job_.name:28} {schedule[job_.name]}  {job_.description}")
 
 
 @scheduler_cli.command("run")

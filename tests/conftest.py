@@ -161,6 +161,41 @@ def client(app: Flask):
     return app.test_client()
 
 
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture
+def shared_redis(app: Flask) -> Iterator[Any]:
+    """Sign-in counts in a real Redis (`TEST_REDIS_URL`), under this worker's own key prefix, wiped
+    before and after. Outside CI an unreachable Redis skips the test; under `CI=true` it fails."""
+    import redis
+
+    client = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        if CI:
+            pytest.fail(f"Redis is required under CI=true and is not reachable at {TEST_REDIS_URL}: {exc}")
+        pytest.skip(f"Redis not reachable at {TEST_REDIS_URL} ({exc}); set TEST_REDIS_URL to run these")
+    prefix = f"moralcredit_test{os.environ.get('PYTEST_XDIST_WORKER', '')}:"
+
+    def wipe() -> None:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+
+    wipe()
+    before = {k: app.config[k] for k in ("REDIS_URL", "REDIS_PREFIX")}
+    app.config.update(REDIS_URL=TEST_REDIS_URL, REDIS_PREFIX=prefix)
+    try:
+        yield client
+    finally:
+        app.config.update(before)
+        app.extensions.pop("moralcredit.redis", None)
+        wipe()
+        client.close()
+
+
 # Per-backend counts for the closing summary (CI prints how many tests ran on each database) ----
 
 _outcomes: Counter[tuple[str, str]] = Counter()

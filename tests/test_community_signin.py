@@ -1,5 +1,6 @@
 """Sign-in limits (issue 9, finding 5): counted atomically, short locks with their end shown,
-per-address slowing that a stranger cannot turn into a lock-out, and the admin's unlock."""
+per-address slowing that a stranger cannot turn into a lock-out, and the admin's unlock; each with
+the counts in the database and in Redis (issue 13)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,14 @@ from tests.test_core_concurrency import run_threads
 
 PHONE = "13912345678"
 WRONG = "Wrong12345"
+
+
+@pytest.fixture(params=["database", "redis"], autouse=True)
+def counts_in(request) -> str:
+    """Every test here runs with the counts in the database and in Redis (REDIS_URL)."""
+    if request.param == "redis":
+        request.getfixturevalue("shared_redis")
+    return request.param
 
 
 @pytest.fixture
