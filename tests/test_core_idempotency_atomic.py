@@ -1,0 +1,106 @@
+"""An idempotent request's change and its stored response commit together (issue 13, crash safety).
+
+Before, the response was stored in a transaction of its own after the change had committed: a
+server killed between the two kept the change without the response, and a retry of a deed ran the
+service again and recorded the deed twice (a void answered 409 instead of its first 200)."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from core import idempotency
+from core.db import db, utcnow
+from core.idempotency import IdempotencyRecord
+from exchange.models import Redemption
+from points import ledger
+from points.models import Deed
+from tests import factories as f
+from tests.authz import build_world
+from tests.factories import fresh
+
+
+class Killed(BaseException):
+    """The server dies here (a BaseException: nothing in the app handles it, as with SIGKILL)."""
+
+
+@pytest.fixture
+def w(app):
+    world = build_world()
+    f.fund(world.users["resident"], 100)
+    return world
+
+
+def deed_body(w) -> dict:
+    return {
+        "resident_id": w.users["resident"].id,
+        "deed_type": "haorenhaoshi",
+        "description": "帮邻居抢收稻谷",
+        "occurred_on": utcnow().date().isoformat(),
+    }
+
+
+def post_deed(client, w, key: str, body: dict | None = None):
+    headers = {**f.bearer(w.users["grid_worker"]), "Idempotency-Key": key}
+    return client.post("/api/v1/deeds", json=body or deed_body(w), headers=headers)
+
+
+def count(model) -> int:
+    fresh()
+    return db.session.scalar(sa.select(sa.func.count()).select_from(model))
+
+
+def die_while_storing_the_response(monkeypatch) -> None:
+    def killed(*args, **kwargs):
+        raise Killed()
+
+    monkeypatch.setattr(idempotency, "_record", killed)
+
+
+def test_a_deed_retried_with_its_key_is_recorded_once(client, w):
+    first = post_deed(client, w, "deed-1")
+    again = post_deed(client, w, "deed-1")
+    assert first.status_code == again.status_code == 201
+    assert again.get_json() == first.get_json() and again.headers["Idempotent-Replayed"] == "true"
+    assert count(Deed) == 1
+    other = post_deed(client, w, "deed-1", {**deed_body(w), "description": "另一件事"})
+    assert other.status_code == 409 and other.get_json()["code"] == "idempotency_conflict"
+    assert post_deed(client, w, "deed-2").status_code == 201 and count(Deed) == 2
+
+
+def test_a_deed_killed_before_its_response_was_stored_is_not_kept_and_its_retry_records_it_once(client, w, monkeypatch):
+    with monkeypatch.context() as patch:
+        die_while_storing_the_response(patch)
+        with pytest.raises(Killed):
+            post_deed(client, w, "deed-k")
+    db.session.rollback()
+    assert count(Deed) == 0 and count(IdempotencyRecord) == 0
+    retried = post_deed(client, w, "deed-k")
+    assert retried.status_code == 201 and "Idempotent-Replayed" not in retried.headers
+    assert post_deed(client, w, "deed-k").get_json() == retried.get_json()
+    assert count(Deed) == 1
+
+
+def test_a_void_killed_before_its_response_was_stored_answers_its_retry_with_200(client, w, monkeypatch):
+    clerk, admin = f.bearer(w.users["clerk"]), f.bearer(w.users["admin"])
+    basket = {"resident_id": w.users["resident"].id, "lines": [{"item_id": w.items["oil"].id, "qty": 1}]}
+    made = client.post(
+        f"/api/v1/stores/{w.stores['s1'].id}/redemptions", json=basket, headers={**clerk, "Idempotency-Key": "r-1"}
+    )
+    assert made.status_code == 201
+    path = f"/api/v1/redemptions/{made.get_json()['id']}/void"
+    headers = {**admin, "Idempotency-Key": "v-1"}
+    with monkeypatch.context() as patch:
+        die_while_storing_the_response(patch)
+        with pytest.raises(Killed):
+            client.post(path, json={"reason": "拿错了"}, headers=headers)
+    db.session.rollback()
+    fresh()
+    assert db.session.scalar(sa.select(Redemption.status)) == "completed"
+    assert ledger.balance(db.session, w.users["resident"].id) == 90
+    retried = client.post(path, json={"reason": "拿错了"}, headers=headers)
+    assert retried.status_code == 200 and retried.get_json()["status"] == "voided"
+    assert client.post(path, json={"reason": "拿错了"}, headers=headers).get_json() == retried.get_json()
+    fresh()
+    assert ledger.balance(db.session, w.users["resident"].id) == 100
+    assert ledger.invariant_problems(db.session) == []
