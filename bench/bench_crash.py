@@ -28,22 +28,22 @@ def one(kind: str, kills: int, seed: int, kill_after: tuple[float, float]) -> bo
             world = crash_load.seed(kills, secret=SECRET)
         seeded = time.monotonic()
         print(f"[{kind}] seeded in {seeded - started:.1f} s; {kills} rounds, seed {seed}", flush=True)
-        ops, figures, server_log = crash_load.run(
+        run = crash_load.run(
             url, world, kills, seed=seed, kill_after=kill_after, log=lambda line: print(f"[{kind}] {line}", flush=True)
         )
         ran = time.monotonic()
         checked = crash_load.ledger_check(url, SECRET)
         with crash_load.app_on(url, SECRET):
-            problems = crash_load.audit(ops, world)
-        print(f"[{kind}] load and kills {ran - seeded:.1f} s, check and audit {time.monotonic() - ran:.1f} s")
-        print(f"[{kind}] {crash_load.summary(figures, problems, checked)}")
+            problems = crash_load.audit(run.ops, world)
+        print(f"[{kind}] load, kills and replays {ran - seeded:.1f} s, check and audit {time.monotonic() - ran:.1f} s")
+        print(f"[{kind}] {crash_load.summary(run, problems, checked)}")
         for line in (checked.stdout + checked.stderr).strip().splitlines()[:20]:
             print(f"[{kind}]   ledger check: {line}")
-        for problem in problems[:20]:
+        for problem in (problems + run.mismatches)[:20]:
             print(f"[{kind}]   audit: {problem}")
-        if figures["server_errors"]:
-            print(f"[{kind}]   server log tail:\n{server_log}")
-        return checked.returncode == 0 and not problems and not figures["server_errors"]
+        if run.figures["server_errors"]:
+            print(f"[{kind}]   server log tail:\n{run.server_log}")
+        return checked.returncode == 0 and not problems and not run.mismatches and not run.figures["server_errors"]
 
 
 def main() -> int:

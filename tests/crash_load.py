@@ -26,6 +26,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -37,6 +38,8 @@ PRICE = 1
 DEED_POINTS = 10  # the catalogue's haorenhaoshi
 STOCK = 100_000
 RETRIES = 3
+RESEND = 6  # acknowledged requests sent again after each restart
+KEYED = ("redeem", "stock", "adjust", "deed", "void")  # the routes that take an Idempotency-Key
 
 # Seeding (in an app context) ---------------------------------------------------------------------
 
@@ -357,9 +360,20 @@ def replay(port: int, world: dict, ops: list[dict]) -> list[dict]:
     return done
 
 
-def run(url: str, world: dict, rounds: int, *, seed: int, kill_after: tuple[float, float] = (1.0, 3.0), log=print):
-    """`rounds` rounds of load, each ended by a SIGKILL at a random moment; returns every operation
-    with its final answer (first or replayed) and the figures."""
+@dataclass
+class Run:
+    ops: list[dict]  # every operation with its final answer: the first, or the replay's
+    figures: Counter
+    mismatches: list[str]  # acknowledged requests sent again that did not get their first answer
+    server_log: str
+
+
+def run(
+    url: str, world: dict, rounds: int, *, seed: int, kill_after: tuple[float, float] = (1.5, 3.5), log=print
+) -> Run:
+    """`rounds` rounds of load, each ended by a SIGKILL at a random moment. After each restart every
+    unacknowledged request is replayed, and some acknowledged ones are sent again (a lost answer):
+    those must get their first answer back, from the stored response."""
     rng = random.Random(seed)
     run_id = uuid.uuid4().hex[:6]
     port = free_port()
@@ -368,12 +382,12 @@ def run(url: str, world: dict, rounds: int, *, seed: int, kill_after: tuple[floa
     world_file = work / "world.json"
     world_file.write_text(json.dumps(world, ensure_ascii=False))
     ops: list[dict] = []
+    mismatches: list[str] = []
     figures = Counter()
     try:
         server.start()
         for round_no in range(rounds):
             began = time.monotonic()
-            before = len(ops)
             outs = [work / f"r{round_no}-p{p}.json" for p in range(PROCESSES)]
             clients = [
                 subprocess.Popen(
@@ -392,27 +406,44 @@ def run(url: str, world: dict, rounds: int, *, seed: int, kill_after: tuple[floa
                 c.stdout.readline()  # "go": its threads are sending
             time.sleep(rng.uniform(*kill_after))
             server.kill()
+            killed = time.monotonic()
             figures["kills"] += 1
             for c in clients:
                 _, err = c.communicate(timeout=120)
                 if c.returncode != 0:
                     raise RuntimeError("a client failed: " + err[-3000:])
-            unacked = []
+            unacked, acked = [], []
             for out in outs:
                 result = json.loads(out.read_text())
-                ops += result["acked"]
+                acked += result["acked"]
                 unacked += result["unacked"]
                 figures["retries"] += result["retries"]
-            killed = time.monotonic()
+            ops += acked
+            restarting = time.monotonic()
             server.start()
             restarted = time.monotonic()
             replayed = replay(port, world, unacked)
             ops += replayed
             figures["replayed"] += len(replayed)
             figures["replays_answered_from_store"] += sum(1 for op in replayed if op["repeat"])
+            # A response lost on its way back: the client sends an acknowledged request again.
+            keyed = [op for op in acked if op["kind"] in KEYED]
+            sample = rng.sample(keyed, min(len(keyed), RESEND))
+            again = replay(port, world, sample)
+            figures["resent"] += len(again)
+            for first, repeat in zip(sample, again, strict=True):
+                if (repeat["status"], repeat["response"], repeat["repeat"]) != (
+                    first["status"],
+                    first["response"],
+                    True,
+                ):
+                    mismatches.append(
+                        f"{first['kind']} {first['key']} sent again: {repeat['status']} {str(repeat['response'])[:150]}"
+                        f" (stored: {repeat['repeat']}), first {first['status']} {str(first['response'])[:150]}"
+                    )
             log(
-                f"round {round_no + 1}: {len(ops) - before - len(replayed)} acknowledged in {killed - began:.1f} s, "
-                f"killed, restarted in {restarted - killed:.1f} s, {len(replayed)} replayed"
+                f"round {round_no + 1}: {len(acked)} acknowledged in {killed - began:.1f} s, killed; "
+                f"restarted in {restarted - restarting:.1f} s, {len(replayed)} replayed, {len(again)} sent again"
             )
         server.stop()
     finally:
@@ -422,7 +453,7 @@ def run(url: str, world: dict, rounds: int, *, seed: int, kill_after: tuple[floa
     figures["server_errors"] = sum(1 for op in ops if op["status"] >= 500)
     for op in ops:
         figures[f"op:{op['kind']}"] += 1
-    return ops, figures, server.errors()
+    return Run(ops, figures, mismatches, server.errors())
 
 
 def ledger_check(url: str, secret: str) -> subprocess.CompletedProcess:
@@ -552,15 +583,16 @@ def _answer_ok(op: dict) -> bool:
     return op["status"] == {"redeem": 201, "deed": 201}.get(op["kind"], 200)
 
 
-def summary(figures: Counter, problems: list[str], checked: subprocess.CompletedProcess) -> str:
+def summary(run: Run, problems: list[str], checked: subprocess.CompletedProcess) -> str:
+    figures = run.figures
     kinds = ", ".join(f"{k[3:]} {v}" for k, v in sorted(figures.items()) if k.startswith("op:"))
-    result = "ok" if not problems and checked.returncode == 0 else "FAILED"
+    result = "ok" if not problems and not run.mismatches and checked.returncode == 0 else "FAILED"
     return (
-        f"operations {figures['operations']} (acknowledged {figures['acknowledged']}, replayed {figures['replayed']}), "
-        f"kills {figures['kills']}, client retries {figures['retries']}, 5xx {figures['server_errors']}, "
-        f"replays answered from the stored response {figures['replays_answered_from_store']}, "
-        f"ledger check exit {checked.returncode}, audit problems {len(problems)}: {result}"
-        + (f"\n  {kinds}" if kinds else "")
+        f"operations {figures['operations']} (acknowledged {figures['acknowledged']}, replayed {figures['replayed']}"
+        f", {figures['replays_answered_from_store']} of them done before the kill), kills {figures['kills']}, "
+        f"client retries {figures['retries']}, acknowledged sent again {figures['resent']} "
+        f"({len(run.mismatches)} answered differently), 5xx {figures['server_errors']}, "
+        f"ledger check exit {checked.returncode}, audit problems {len(problems)}: {result}\n  by kind: {kinds}"
     )
 
 
