@@ -21,7 +21,7 @@ from core.db import UTCDateTime, db, unit_of_work, utcnow
 from core.errors import Conflict, Invalid
 
 MAX_KEY = 64
-STORED_STATUSES = {200, 201, 204, 422}
+STORED_STATUSES = {200, 201, 202, 204, 422}
 
 
 class IdempotencyRecord(db.Model):

@@ -2,7 +2,8 @@
 
 Before, the response was stored in a transaction of its own after the change had committed: a
 server killed between the two kept the change without the response, and a retry of a deed ran the
-service again and recorded the deed twice (a void answered 409 instead of its first 200)."""
+service again and recorded the deed twice (a void answered 409 instead of its first 200). A 202 (an
+adjustment waiting for a second admin) is kept too, so its repeat does not turn into the later 201."""
 
 from __future__ import annotations
 
@@ -104,3 +105,19 @@ def test_a_void_killed_before_its_response_was_stored_answers_its_retry_with_200
     fresh()
     assert ledger.balance(db.session, w.users["resident"].id) == 100
     assert ledger.invariant_problems(db.session) == []
+
+
+def test_a_pending_adjustment_repeated_after_its_approval_gets_its_first_202(client, w):
+    admin, resident = w.users["admin"], w.users["resident"]
+    second = f.grant(f.user("4301", name="郑管理"), "admin", "region", "4301")
+    headers = {**f.bearer(admin), "Idempotency-Key": "flood-1"}
+    path = f"/api/v1/residents/{resident.id}/adjustments"
+    first = client.post(path, json={"points": 100, "reason": "抗洪抢险表彰"}, headers=headers)
+    assert first.status_code == 202 and first.get_json()["status"] == "pending"
+    approved = client.post(f"/api/v1/adjustments/{first.get_json()['id']}/approve", json={}, headers=f.bearer(second))
+    assert approved.status_code == 200
+    again = client.post(path, json={"points": 100, "reason": "抗洪抢险表彰"}, headers=headers)
+    assert (again.status_code, again.get_json()) == (202, first.get_json())
+    assert again.headers["Idempotent-Replayed"] == "true"
+    fresh()
+    assert ledger.balance(db.session, resident.id) == 200
