@@ -15,6 +15,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -467,6 +468,7 @@ def run(
         server.stop()
     finally:
         server.stop()
+        shutil.rmtree(work, ignore_errors=True)
     figures["operations"] = len(ops)
     figures["acknowledged"] = sum(1 for op in ops if not op.get("replayed"))
     figures["server_errors"] = sum(1 for op in ops if op["status"] >= 500)
