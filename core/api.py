@@ -27,9 +27,11 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
+from sqlalchemy.exc import IntegrityError, PendingRollbackError
 
 from core import idempotency
 from core.bounds import INT_MAX
+from core.db import db, unit_of_work
 from core.errors import BadRequest, DomainError, Invalid, Unauthorized, problem
 from core.security import read_api_token
 
@@ -333,8 +335,15 @@ def _handler(spec: RouteSpec) -> Callable[..., Any]:
         if key is not None and user is not None and (first := idempotency.replay(user.id, key)) is not None:
             return first
         kwargs["idempotency_key"] = key or f"auto-{uuid.uuid4().hex}"
+        keyed = key is not None and user is not None
         try:
-            result = render(func(user=user, **kwargs))
+            if not keyed:
+                return render(func(user=user, **kwargs))
+            # The change and its response commit together: a crash keeps both or neither.
+            with unit_of_work() as session:
+                result = render(func(user=user, **kwargs))
+                idempotency.keep(session, user.id, key, result)
+            return result
         except DomainError as error:
             result = problem(
                 error.status,
@@ -344,9 +353,16 @@ def _handler(spec: RouteSpec) -> Callable[..., Any]:
                 errors=error.errors,
                 headers=error.headers,
             )
-        if key is not None and user is not None:
-            idempotency.remember(user.id, key, result)
-        return result
+            if keyed:
+                idempotency.remember(user.id, key, result)
+            return result
+        except (IntegrityError, PendingRollbackError):
+            # A twin of this request in flight committed first: its response is the answer.
+            db.session.rollback()
+            first = idempotency.replay(user.id, key) if keyed else None
+            if first is None:
+                raise
+            return first
 
     return view
 

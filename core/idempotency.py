@@ -1,9 +1,10 @@
 """HTTP idempotency: a repeated request with the same `Idempotency-Key` and body gets the first
 response again (same status and body) and changes nothing; the same key with another body is a 409.
 
-This stores responses; it does not by itself prevent double application. Services that move
-points or stock derive their own ledger keys from the HTTP key, so that two identical requests in
-flight at once, or a retry after a crash between the change and this record, still apply once.
+A successful response is kept in the same transaction as the change it reports (`keep`), so a crash
+leaves both or neither: a retry after a restart either finds the response or makes the change anew.
+Services that move points or stock also derive their own ledger keys from the HTTP key, so that two
+identical requests in flight at once still apply once.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from core.db import UTCDateTime, db, unit_of_work, utcnow
 from core.errors import Conflict, Invalid
 
 MAX_KEY = 64
-STORED_STATUSES = {200, 201, 204, 422}
+STORED_STATUSES = {200, 201, 202, 204, 422}
 
 
 class IdempotencyRecord(db.Model):
@@ -68,11 +69,8 @@ def replay(user_id: int, key: str) -> Response | None:
     return response
 
 
-def remember(user_id: int, key: str, response: Response) -> None:
-    if response.status_code not in STORED_STATUSES:
-        return
-    db.session.rollback()
-    record = IdempotencyRecord(
+def _record(user_id: int, key: str, response: Response) -> IdempotencyRecord:
+    return IdempotencyRecord(
         user_id=user_id,
         key=key,
         request_hash=request_hash(),
@@ -80,6 +78,21 @@ def remember(user_id: int, key: str, response: Response) -> None:
         mimetype=response.mimetype or "application/json",
         body=response.get_data(as_text=True),
     )
+
+
+def keep(session, user_id: int, key: str, response: Response) -> None:
+    """Store `response` in the caller's unit of work, beside the change it reports."""
+    if response.status_code in STORED_STATUSES:
+        session.add(_record(user_id, key, response))
+        session.flush()
+
+
+def remember(user_id: int, key: str, response: Response) -> None:
+    """Store a refusal (nothing changed) in a unit of work of its own."""
+    if response.status_code not in STORED_STATUSES:
+        return
+    db.session.rollback()
+    record = _record(user_id, key, response)
     try:
         with unit_of_work() as session:
             session.add(record)

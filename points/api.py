@@ -122,9 +122,10 @@ def reject_adjustment(user, adjustment_id, data):
     return adjustments.reject(actor=user, adjustment_id=adjustment_id, reason=data["reason"], now=utcnow())
 
 
-@api.route("/deeds", "POST", body=DeedRequestSchema, response=DeedSchema, status=201, tag="points")
-def record_deed(user, data):
-    """A grid worker records a good deed or a violation for a resident of their grid."""
+@api.route("/deeds", "POST", body=DeedRequestSchema, response=DeedSchema, status=201, idempotent=True, tag="points")
+def record_deed(user, data, idempotency_key):
+    """A grid worker records a good deed or a violation for a resident of their grid (once per
+    Idempotency-Key: a retry after a lost answer does not record the deed twice)."""
     return deeds.record(actor=user, now=utcnow(), **data)
 
 
