@@ -234,3 +234,25 @@ def test_without_the_postgresql_tools_backup_says_what_to_install(app, backend, 
     result = app.test_cli_runner().invoke(args=["db", "backup", str(tmp_path / "x.dump")])
     assert result.exit_code != 0 and "找不到 pg_dump" in result.output and "postgresql-client" in result.output
     assert not Path(tmp_path / "x.dump").exists()
+
+
+def test_a_sqlite_backup_is_taken_while_a_writer_holds_the_lock_and_has_only_what_was_committed(app, backend, tmp_path):
+    if backend.name != "sqlite":
+        pytest.skip("SQLite's online backup")
+    f.region("430922", "桃江县")
+    f.user("430922", name="李四")
+    db.session.remove()
+    writer = sqlite3.connect(backend.path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # the app's write lock, held through the backup
+    writer.execute("UPDATE users SET name = '未提交' WHERE name = '李四'")
+    try:
+        file = tmp_path / "online.db"
+        made = app.test_cli_runner().invoke(args=["db", "backup", str(file)])
+        assert made.exit_code == 0, made.output
+    finally:
+        writer.execute("COMMIT")
+        writer.close()
+    with sqlite3.connect(file) as copy:
+        assert copy.execute("SELECT name FROM users").fetchall() == [("李四",)]
+        assert copy.execute("PRAGMA journal_mode").fetchone() == ("delete",)  # one self-contained file
+    assert not (tmp_path / "online.db.partial").exists()
