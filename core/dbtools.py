@@ -10,11 +10,13 @@ its own, so the target is migrated and checked exactly as a deployment would be.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -308,26 +310,39 @@ def _sqlite_restore(backup: Path, target: str) -> None:
 
 
 def _pg_restore(dump: Path, url: sa.URL, tables: list[str]) -> None:
-    """pg_restore's SQL fed to psql in one transaction: the old tables go and the dump's come in,
-    or, on any error, nothing changes."""
+    """pg_restore's SQL streamed into psql inside one transaction, committed only if pg_restore read
+    the whole archive: the old tables go and the dump's come in, or nothing changes. Memory stays
+    flat however large the dump."""
     restore, psql = _tool("pg_restore"), _tool("psql")
     drops = "".join(f'DROP TABLE IF EXISTS "{name}" CASCADE;\n' for name in tables)
-    script = subprocess.run(
-        [restore, "--no-owner", "--no-privileges", "--clean", "--if-exists", "--file", "-", str(dump)],
-        capture_output=True,
-        check=False,
-    )
-    if script.returncode:
-        raise click.ClickException(f"pg_restore 读不了 {dump}：{_first_line(script.stderr.decode())}")
-    loaded = subprocess.run(
-        [psql, "--no-psqlrc", "--quiet", "--single-transaction", "-v", "ON_ERROR_STOP=1", "--dbname", _conninfo(url)],
-        input=drops.encode() + script.stdout,
-        capture_output=True,
-        env=_pg_env(url),
-        check=False,
-    )
-    if loaded.returncode:
-        raise click.ClickException(f"恢复失败，数据库未改变：{_first_line(loaded.stderr.decode())}")
+    command = [restore, "--no-owner", "--no-privileges", "--clean", "--if-exists", "--file", "-", str(dump)]
+    reader_status = None
+    with tempfile.TemporaryFile() as restore_err, tempfile.TemporaryFile() as psql_err:
+        with subprocess.Popen(
+            [psql, "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", "--dbname", _conninfo(url)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=psql_err,
+            env={**_pg_env(url), "PGOPTIONS": "-c client_min_messages=warning"},
+        ) as loader:
+            try:
+                loader.stdin.write(b"BEGIN;\n" + drops.encode())
+                with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=restore_err) as reader:
+                    shutil.copyfileobj(reader.stdout, loader.stdin, 1 << 20)
+                reader_status = reader.returncode
+                loader.stdin.write(b"COMMIT;\n" if reader_status == 0 else b"ROLLBACK;\n")
+                loader.stdin.close()
+            except BrokenPipeError:  # psql stopped at an error, and its transaction ended with it
+                with contextlib.suppress(BrokenPipeError):
+                    loader.stdin.close()
+        if reader_status != 0:
+            restore_err.seek(0)
+            raise click.ClickException(
+                f"pg_restore 读不了 {dump}，数据库未改变：{_first_line(restore_err.read().decode())}"
+            )
+        if loader.returncode:
+            psql_err.seek(0)
+            raise click.ClickException(f"恢复失败，数据库未改变：{_first_line(psql_err.read().decode())}")
 
 
 def _backup_kind(path: Path) -> str:
@@ -344,10 +359,10 @@ def _sqlite_revision(file: str) -> str | None:
     conn = sqlite3.connect(f"file:{file}?mode=ro", uri=True)
     try:
         if conn.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
-            raise click.ClickException(f"{file} 已损坏（完整性检查失败）")
+            raise click.ClickException(f"{file} 已损坏（完整性检查失败），数据库未改变")
         return conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
     except sqlite3.DatabaseError as error:
-        raise click.ClickException(f"{file} 读不出版本：{error}") from error
+        raise click.ClickException(f"{file} 已损坏或不完整，数据库未改变：{error}") from error
     finally:
         conn.close()
 
@@ -361,7 +376,7 @@ def _dump_revision(file: str, url: sa.URL) -> str | None:
         check=False,
     )
     if out.returncode:
-        raise click.ClickException(f"pg_restore 读不了 {file}：{_first_line(out.stderr)}")
+        raise click.ClickException(f"{file} 已损坏或不完整，数据库未改变：{_first_line(out.stderr)}")
     lines = out.stdout.splitlines()
     for i, line in enumerate(lines):
         if line.startswith("COPY ") and "alembic_version" in line and i + 1 < len(lines):
