@@ -198,7 +198,7 @@ def test_a_backup_restores_to_exactly_its_state_and_the_books_check(app, backend
 
 def test_a_backup_restores_into_an_empty_database_without_force(app, backend, tmp_path):
     if backend.name != "sqlite":
-        pytest.skip("an empty PostgreSQL database is the copy test's; this one needs no server of its own")
+        pytest.skip("a new SQLite file is an empty database; PostgreSQL restores over a full one in the round trip")
     f.region("430922", "桃江县")
     f.user("430922")
     db.session.remove()
