@@ -19,7 +19,7 @@ from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from core import api, bounds, errors, health, jobs, notify
+from core import api, bounds, dbtools, errors, health, jobs, notify
 from core.bounds import BoundedIntConverter
 from core.config import load_config
 from core.db import db
@@ -43,6 +43,7 @@ def create_bare_app(env: str | None = None, overrides: dict[str, Any] | None = N
 
     db.init_app(app)
     Migrate(app, db, directory=os.path.join(ROOT, "migrations"), compare_type=True)
+    dbtools.init_app(app)  # `flask db`: Migrate's commands with copy, backup and restore
     CSRFProtect(app)
     # `app.login_manager`: until the people domain says how a session finds its user, none does.
     LoginManager(app).user_loader(lambda user_id: None)
