@@ -26,11 +26,12 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
+from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, pre_load, validate
 
 from core import idempotency
 from core.bounds import INT_MAX
 from core.errors import BadRequest, DomainError, Invalid, Unauthorized, problem
+from core.limits import require_json
 from core.security import read_api_token
 
 API_PREFIX = "/api/v1"
@@ -70,11 +71,16 @@ class PageQuery(BaseSchema):
 
 
 class ProblemSchema(Schema):
-    type = fields.String()
-    title = fields.String()
-    status = fields.Integer()
-    detail = fields.String()
-    code = fields.String()
+    """RFC 9457: a problem may carry extension members (e.g. `remaining_attempts` on a failed sign-in)."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True)
+    code = fields.String(required=True)
     errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
 
 
@@ -273,6 +279,7 @@ def authenticate() -> Any:
 
 
 def _load_body(schema: type[Schema]) -> Any:
+    require_json()
     raw = request.get_data(cache=True)
     if not raw.strip():
         payload: Any = {}
@@ -408,8 +415,12 @@ def openapi_document(routes: Iterable[RouteSpec], title: str, version: str) -> d
         }
         parameters: list[dict[str, Any]] = []
         for m in _PATH_PARAM.finditer(route.rule):
-            kind = "integer" if m.group("conv") == "int" else "string"
-            parameters.append({"in": "path", "name": m.group("name"), "required": True, "schema": {"type": kind}})
+            kind = (
+                {"type": "integer", "minimum": 1, "maximum": INT_MAX}
+                if m.group("conv") == "int"
+                else {"type": "string"}
+            )
+            parameters.append({"in": "path", "name": m.group("name"), "required": True, "schema": kind})
         if route.query is not None:
             parameters.append({"in": "query", "schema": route.query})
         if parameters:
@@ -427,13 +438,17 @@ def openapi_document(routes: Iterable[RouteSpec], title: str, version: str) -> d
             body_schema: Any = {"type": "array", "items": schema} if route.many else schema
             ok["content"] = {"application/json": {"schema": body_schema}}
         responses: dict[str, Any] = {str(route.status): ok}
-        codes = set(route.errors)
+        # A bearer token is checked wherever one is sent (401), an id in the path may name nothing (404),
+        # and a body may be malformed, too large or of another media type.
+        codes = set(route.errors) | {401}
+        if _PATH_PARAM.search(route.rule):
+            codes.add(404)
         if route.body is not None or route.form is not None:
-            codes |= {400, 422}
+            codes |= {400, 413, 415, 422}
         if route.query is not None:
             codes.add(422)
         if route.auth:
-            codes |= {401, 403}
+            codes.add(403)
         for code in sorted(codes):
             responses[str(code)] = {"description": "Problem", "content": problem_ref}
         operation["responses"] = responses
