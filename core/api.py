@@ -123,6 +123,7 @@ class RouteSpec:
     tag: str
     content_type: str | None = None
     errors: tuple[int, ...] = ()
+    also: dict[int, type[Schema]] = field(default_factory=dict)
     idempotent: bool = False
     handler: Callable[..., Any] = field(init=False, repr=False)  # the Flask view: authenticate, load, call, dump
 
@@ -159,6 +160,7 @@ class Routes:
         tag: str = "",
         content_type: str | None = None,
         errors: tuple[int, ...] = (),
+        also: dict[int, type[Schema]] | None = None,
         idempotent: bool = False,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Declare a JSON route. The view gets `user`, and `data`/`query` when schemas are given.
@@ -166,6 +168,7 @@ class Routes:
         `idempotent`: the route accepts an `Idempotency-Key` header; a repeat gets the first response.
         The view then also gets `idempotency_key` (the client's, or a fresh one when none was sent).
         `form`: the body is multipart/form-data (fields and files), loaded by this schema into `data`.
+        `also`: other successful answers the view may give (status → schema of its body), for the document.
         """
 
         def declare(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -187,6 +190,7 @@ class Routes:
                 tag=tag or domain,
                 content_type=content_type,
                 errors=errors,
+                also=dict(also or {}),
                 idempotent=idempotent,
             )
             spec.handler = _handler(spec)
@@ -438,6 +442,8 @@ def openapi_document(routes: Iterable[RouteSpec], title: str, version: str) -> d
             body_schema: Any = {"type": "array", "items": schema} if route.many else schema
             ok["content"] = {"application/json": {"schema": body_schema}}
         responses: dict[str, Any] = {str(route.status): ok}
+        for status, other in route.also.items():
+            responses[str(status)] = {"description": "OK", "content": {"application/json": {"schema": other}}}
         # A bearer token is checked wherever one is sent (401), an id in the path may name nothing (404),
         # and a body may be malformed, too large or of another media type.
         codes = set(route.errors) | {401}

@@ -67,6 +67,7 @@ def verify_archive(user, resident_id):
     response=EntrySchema,
     status=201,
     errors=(404, 409),
+    also={202: AdjustmentSchema, 200: AdjustmentSchema},
     idempotent=True,
     tag="points",
 )

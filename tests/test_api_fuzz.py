@@ -78,3 +78,15 @@ def test_an_unknown_region_in_a_list_filter_is_a_documented_404(client, app):
         response = client.get(f"{path}?region_code=9999", headers=f.bearer(world.users["admin"]))
         assert response.status_code == 404, path
         assert "404" in paths[path]["get"]["responses"], path
+
+
+def test_a_large_adjustment_answers_a_documented_202(client, app):
+    world = build_world()
+    operation = _document(client)["paths"]["/api/v1/residents/{resident_id}/adjustments"]["post"]
+    assert operation["responses"]["202"]["content"]["application/json"]["schema"]["$ref"].endswith("/Adjustment")
+    answer = client.post(
+        f"/api/v1/residents/{world.users['resident'].id}/adjustments",
+        json={"points": app.config["ADJUSTMENT_REVIEW_ABOVE"] + 1, "reason": "抗洪表彰"},
+        headers={**f.bearer(world.users["admin"]), "Idempotency-Key": "fuzz-202"},
+    )
+    assert answer.status_code == 202 and answer.get_json()["status"] == "pending"

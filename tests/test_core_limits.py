@@ -9,6 +9,7 @@ import json
 
 import pytest
 import sqlalchemy as sa
+from werkzeug.test import stream_encode_multipart
 
 from community.models import Region
 from core.db import db
@@ -17,6 +18,15 @@ from tests import factories as f
 from tests.authz import build_world, csrf_token, sign_in_page
 
 MIB = 1024 * 1024
+
+
+def _multipart(client, path: str, data: dict, **kwargs):
+    """POST a large multipart form encoded in memory (the test client would spool it to a temporary
+    file that nothing closes)."""
+    stream, length, boundary = stream_encode_multipart(data, use_tempfile=False)
+    body = stream.read()
+    assert len(body) == length
+    return client.post(path, data=body, content_type=f"multipart/form-data; boundary={boundary}", **kwargs)
 
 
 @pytest.fixture
@@ -75,7 +85,7 @@ def test_a_multipart_form_may_carry_a_photo_of_several_mib(app, w):
         "description": "帮五保户修屋顶",
         "photo": (io.BytesIO(photo), "big.png"),
     }
-    response = page.post("/deeds/new", data=form, follow_redirects=True)
+    response = _multipart(page, "/deeds/new", form, follow_redirects=True)
     assert response.status_code == 200, response.get_data(as_text=True)[:300]
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Deed)) == 1
 
@@ -84,7 +94,7 @@ def test_an_import_may_be_larger_than_a_json_body(client, w):
     rows = "编码,名称,层级,上级编码\n" + "".join(f"4301{i:02d},镇{i},township,4301\n" for i in range(3, 60))
     padding = "".join(f"# {'x' * 1000}\n" for _ in range(2 * 1024))  # 2 MiB of ignored comment-like rows
     data = {"kind": "regions", "dry_run": "true", "file": (io.BytesIO((rows + padding).encode()), "regions.csv")}
-    response = client.post("/api/v1/imports", data=data, headers=f.bearer(w.users["admin"]))
+    response = _multipart(client, "/api/v1/imports", data, headers=f.bearer(w.users["admin"]))
     assert response.status_code != 413, response.get_data(as_text=True)[:300]
 
 
