@@ -1,9 +1,10 @@
 """The JSON API toolkit: one decorator declares a route, its schemas and its auth.
 
 `@api.route(...)` loads and validates the body and query with marshmallow (400 for malformed JSON,
-422 with per-field errors), authenticates the caller (bearer token, or the page session plus a CSRF
-token for unsafe methods), calls the view and dumps its result. The same declarations generate the
-OpenAPI document, so the contract and the code cannot drift apart. No domain knowledge here.
+415 for a body that is not JSON, 422 with per-field errors), authenticates the caller (bearer
+token, or the page session plus a CSRF token for unsafe methods), calls the view and dumps its
+result. The same declarations generate the OpenAPI document, so the contract and the code cannot
+drift apart. No domain knowledge here.
 
 Each domain module declares its routes on a `Routes` of its own (`api = Routes()`, then
 `@api.route(...)`); declaring records them there and nowhere else. `register(app, api)`, called by

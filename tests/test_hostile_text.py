@@ -85,6 +85,22 @@ def _draft(w) -> int:
     return draft(w)
 
 
+def _approved_deed(w) -> int:
+    """A new deed in its notice period, so that each attack objects to one of its own."""
+    from core.db import utcnow
+    from points import deeds
+
+    deed = deeds.record(
+        actor=w.users["grid_worker"],
+        resident_id=w.users["resident"].id,
+        deed_type="lingliting",
+        description="修路灯",
+        occurred_on=utcnow().date(),
+        now=utcnow(),
+    )
+    return deeds.approve(actor=w.users["reviewer"], deed_id=deed.id, now=utcnow()).id
+
+
 def _organizer_page(w, made):
     return f"/organizer/activities/{made['id']}"
 
@@ -177,6 +193,21 @@ ROUTES = [
         idempotent=True,
     ),
     Route(
+        "POST /api/v1/items/{item_id}/stock",
+        "clerk",
+        lambda w: f"/api/v1/items/{w.items['oil'].id}/stock",
+        lambda w, n: {"delta": 1, "reason": "donation", "donor": "王大爷", "note": "新年捐赠"},
+        {"donor": ("clerk", lambda w, made: f"/stores/{w.stores['s1'].id}/goods")},  # the note is not shown
+        idempotent=True,
+    ),
+    Route(
+        "POST /api/v1/deeds/{deed_id}/objections",
+        "target",
+        lambda w: f"/api/v1/deeds/{_approved_deed(w)}/objections",
+        lambda w, n: {"reason": "情况不属实"},
+        {"reason": ("reviewer", lambda w, made: "/deeds/review")},
+    ),
+    Route(
         "POST /api/v1/auth/register",
         "anonymous",
         lambda w: "/api/v1/auth/register",
@@ -262,9 +293,7 @@ def test_every_create_and_update_route_with_free_text_is_attacked_or_has_a_reaso
         "POST /api/v1/deeds/{deed_id}/approve",
         "POST /api/v1/deeds/{deed_id}/reject",
         "POST /api/v1/deeds/{deed_id}/void",
-        "POST /api/v1/deeds/{deed_id}/objections",
         "POST /api/v1/deeds/{deed_id}/objections/{objection_id}/resolve",
-        "POST /api/v1/items/{item_id}/stock",
         "POST /api/v1/redemptions/{redemption_id}/void",
         "PATCH /api/v1/deed-types/{code}",
     }
