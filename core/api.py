@@ -1,9 +1,10 @@
 """The JSON API toolkit: one decorator declares a route, its schemas and its auth.
 
 `@api.route(...)` loads and validates the body and query with marshmallow (400 for malformed JSON,
-422 with per-field errors), authenticates the caller (bearer token, or the page session plus a CSRF
-token for unsafe methods), calls the view and dumps its result. The same declarations generate the
-OpenAPI document, so the contract and the code cannot drift apart. No domain knowledge here.
+415 for a body that is not JSON, 422 with per-field errors), authenticates the caller (bearer
+token, or the page session plus a CSRF token for unsafe methods), calls the view and dumps its
+result. The same declarations generate the OpenAPI document, so the contract and the code cannot
+drift apart. No domain knowledge here.
 
 Each domain module declares its routes on a `Routes` of its own (`api = Routes()`, then
 `@api.route(...)`); declaring records them there and nowhere else. `register(app, api)`, called by
@@ -26,13 +27,14 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
+from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, pre_load, validate
 from sqlalchemy.exc import IntegrityError, PendingRollbackError
 
 from core import idempotency
 from core.bounds import INT_MAX
 from core.db import db, unit_of_work
 from core.errors import BadRequest, DomainError, Invalid, Unauthorized, problem
+from core.limits import require_json
 from core.security import read_api_token
 
 API_PREFIX = "/api/v1"
@@ -72,11 +74,16 @@ class PageQuery(BaseSchema):
 
 
 class ProblemSchema(Schema):
-    type = fields.String()
-    title = fields.String()
-    status = fields.Integer()
-    detail = fields.String()
-    code = fields.String()
+    """RFC 9457: a problem may carry extension members (e.g. `remaining_attempts` on a failed sign-in)."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True)
+    code = fields.String(required=True)
     errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
 
 
@@ -119,6 +126,7 @@ class RouteSpec:
     tag: str
     content_type: str | None = None
     errors: tuple[int, ...] = ()
+    also: dict[int, type[Schema]] = field(default_factory=dict)
     idempotent: bool = False
     handler: Callable[..., Any] = field(init=False, repr=False)  # the Flask view: authenticate, load, call, dump
 
@@ -155,6 +163,7 @@ class Routes:
         tag: str = "",
         content_type: str | None = None,
         errors: tuple[int, ...] = (),
+        also: dict[int, type[Schema]] | None = None,
         idempotent: bool = False,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Declare a JSON route. The view gets `user`, and `data`/`query` when schemas are given.
@@ -162,6 +171,7 @@ class Routes:
         `idempotent`: the route accepts an `Idempotency-Key` header; a repeat gets the first response.
         The view then also gets `idempotency_key` (the client's, or a fresh one when none was sent).
         `form`: the body is multipart/form-data (fields and files), loaded by this schema into `data`.
+        `also`: other successful answers the view may give (status → schema of its body), for the document.
         """
 
         def declare(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -183,6 +193,7 @@ class Routes:
                 tag=tag or domain,
                 content_type=content_type,
                 errors=errors,
+                also=dict(also or {}),
                 idempotent=idempotent,
             )
             spec.handler = _handler(spec)
@@ -276,6 +287,7 @@ def authenticate() -> Any:
 
 
 def _load_body(schema: type[Schema]) -> Any:
+    require_json()
     raw = request.get_data(cache=True)
     if not raw.strip():
         payload: Any = {}
@@ -429,8 +441,12 @@ def openapi_document(routes: Iterable[RouteSpec], title: str, version: str) -> d
         }
         parameters: list[dict[str, Any]] = []
         for m in _PATH_PARAM.finditer(route.rule):
-            kind = "integer" if m.group("conv") == "int" else "string"
-            parameters.append({"in": "path", "name": m.group("name"), "required": True, "schema": {"type": kind}})
+            kind = (
+                {"type": "integer", "minimum": 1, "maximum": INT_MAX}
+                if m.group("conv") == "int"
+                else {"type": "string"}
+            )
+            parameters.append({"in": "path", "name": m.group("name"), "required": True, "schema": kind})
         if route.query is not None:
             parameters.append({"in": "query", "schema": route.query})
         if parameters:
@@ -448,13 +464,19 @@ def openapi_document(routes: Iterable[RouteSpec], title: str, version: str) -> d
             body_schema: Any = {"type": "array", "items": schema} if route.many else schema
             ok["content"] = {"application/json": {"schema": body_schema}}
         responses: dict[str, Any] = {str(route.status): ok}
-        codes = set(route.errors)
+        for status, other in route.also.items():
+            responses[str(status)] = {"description": "OK", "content": {"application/json": {"schema": other}}}
+        # A bearer token is checked wherever one is sent (401), an id in the path may name nothing (404),
+        # and a body may be malformed, too large or of another media type.
+        codes = set(route.errors) | {401}
+        if _PATH_PARAM.search(route.rule):
+            codes.add(404)
         if route.body is not None or route.form is not None:
-            codes |= {400, 422}
+            codes |= {400, 413, 415, 422}
         if route.query is not None:
             codes.add(422)
         if route.auth:
-            codes |= {401, 403}
+            codes.add(403)
         for code in sorted(codes):
             responses[str(code)] = {"description": "Problem", "content": problem_ref}
         operation["responses"] = responses

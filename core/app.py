@@ -19,7 +19,7 @@ from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from core import api, bounds, dbtools, errors, health, jobs, notify
+from core import api, bounds, dbtools, errors, headers, health, jobs, limits, notify
 from core.bounds import BoundedIntConverter
 from core.config import load_config
 from core.db import db
@@ -48,6 +48,8 @@ def create_bare_app(env: str | None = None, overrides: dict[str, Any] | None = N
     # `app.login_manager`: until the people domain says how a session finds its user, none does.
     LoginManager(app).user_loader(lambda user_id: None)
     errors.init_app(app)
+    headers.init_app(app)
+    limits.init_app(app)
     api.init_app(app, title="moralcredit 志愿积分·道德超市 API", version=VERSION)
     api.register(app, health.api)
     jobs.init_app(app)

@@ -78,11 +78,25 @@ def form_int(
         raise Invalid(errors={name: [message or range_text(minimum, maximum)]}) from None
 
 
+def digits_up_to(limit: int) -> str:
+    """A regular expression for the decimal numbers 0..`limit` (leading zeros allowed)."""
+    text = str(limit)
+    choices = [f"[0-9]{{1,{len(text) - 1}}}"] if len(text) > 1 else []
+    for i, digit in enumerate(text):
+        low = 1 if i == 0 and len(text) > 1 else 0
+        if int(digit) > low:
+            rest = len(text) - i - 1
+            choices.append(text[:i] + f"[{low}-{int(digit) - 1}]" + (f"[0-9]{{{rest}}}" if rest else ""))
+    choices.append(text)
+    return "0*(?:" + "|".join(choices) + ")"
+
+
 class BoundedIntConverter(IntegerConverter):
     """`<int:...>` in a URL: ASCII digits only and at most INT_MAX, else the route does not match
-    (404) instead of a database overflow."""
-
-    regex = r"[0-9]+"
+    (404) instead of a database overflow. The bound is in the pattern itself: a number the pattern
+    took but the converter refused would make Werkzeug answer 405 when the same path has a route
+    for another method."""
 
     def __init__(self, map, fixed_digits: int = 0, min: int | None = None, max: int | None = None, signed=False):
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=INT_MAX if max is None else max, signed=signed)
+        self.regex = digits_up_to(self.max)

@@ -66,7 +66,9 @@ class Config:
     # "Behind a proxy"); 0 ignores those headers, which any client could forge.
     TRUSTED_PROXIES = _int("MORALCREDIT_TRUSTED_PROXIES", 0)
     # Requests larger than this are refused (413) before they are read: a photo is at most 8 MB.
+    # That is for multipart forms (a photo); a JSON body or a plain form is at most BODY_MAX_BYTES.
     MAX_CONTENT_LENGTH = 10 * 1024 * 1024
+    BODY_MAX_BYTES = _int("MORALCREDIT_BODY_MAX_KB", 1024) * 1024
     # An import's spreadsheet may be larger (a county's residents as .csv: about 60 bytes a row).
     IMPORT_MAX_BYTES = _int("MORALCREDIT_IMPORT_MAX_MB", 100) * 1024 * 1024
 

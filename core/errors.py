@@ -33,6 +33,7 @@ MESSAGES: dict[str, str] = {
     "rate_limited": "操作过于频繁，请稍后再试",
     "method_not_allowed": "不支持该请求方式",
     "payload_too_large": "提交的内容过大",
+    "unsupported_media_type": "不支持该内容类型",
     "bad_request": "请求有误",
     "csrf_failed": "页面已过期，请刷新后重试",
     "unavailable": "服务暂时不可用",
@@ -164,9 +165,14 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
+    415: "unsupported_media_type",
     429: "rate_limited",
     503: "unavailable",
 }
+
+
+def size_text(limit: int) -> str:
+    return f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{max(1, limit // 1024)} KB"
 
 
 def _page(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> Response:
@@ -185,7 +191,10 @@ def init_app(app: Flask) -> None:
         # A NUL character in a form or query value cannot be stored (PostgreSQL) and is never
         # typed by a person: refuse the request before any page or service sees it.
         for values in (request.args, request.form):
-            if any("\x00" in v for _, listed in values.lists() for v in listed):
+            bad = sorted({name for name, listed in values.lists() if any("\x00" in v for v in listed)})
+            if bad and wants_json():
+                raise Invalid(errors={name: ["内容不能包含控制字符"] for name in bad})
+            if bad:
                 raise BadRequest("bad_request", "提交的内容包含无效字符")
 
     @app.errorhandler(DomainError)
@@ -202,9 +211,12 @@ def init_app(app: Flask) -> None:
         code = _HTTP_CODES.get(status, "internal_error" if status >= 500 else "bad_request")
         if getattr(error, "description", "") and "CSRF" in str(error.description):
             code = "csrf_failed"
+        detail = message(code)
+        if status == 413 and request.max_content_length:
+            detail = f"提交的内容过大：最多 {size_text(request.max_content_length)}"
         if wants_json():
-            return problem(status, code)
-        return _page(status, code, message(code))
+            return problem(status, code, detail)
+        return _page(status, code, detail)
 
     @app.errorhandler(Exception)
     def handle_unexpected(error: Exception) -> Response:

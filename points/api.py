@@ -67,6 +67,7 @@ def verify_archive(user, resident_id):
     response=EntrySchema,
     status=201,
     errors=(404, 409),
+    also={202: AdjustmentSchema, 200: AdjustmentSchema},
     idempotent=True,
     tag="points",
 )
@@ -195,7 +196,9 @@ def resolve_objection(user, deed_id, objection_id, data):
     )
 
 
-@api.route("/deed-types", query=DeedTypeQuery, response=DeedTypeSchema, paged=True, auth=False, tag="points")
+@api.route(
+    "/deed-types", query=DeedTypeQuery, response=DeedTypeSchema, paged=True, auth=False, errors=(404,), tag="points"
+)
 def list_deed_types(user, query):
     """The catalogue of deeds and deductions (negative points) that apply in a region: for each code,
     the nearest region's type; `include_retired` lists retired ones too."""

@@ -117,7 +117,7 @@ def export_table(user, query):
     return export.response(table, query["format"], region, first, last)
 
 
-@api.route("/reports", query=ReportQuery, response=ReportSchema, paged=True, tag="stats")
+@api.route("/reports", query=ReportQuery, response=ReportSchema, paged=True, errors=(404,), tag="stats")
 def list_reports(user, query):
     """The monthly reports (每月通报) of the caller's regions, newest month first; `?region_code=`."""
     select = reports.visible(user)

@@ -1,5 +1,5 @@
-/* Statistics pages: charts from the page's JSON data (Chart.js, vendored), sortable tables, and the
-   report's print button. No inline script: the figures come in <script type="application/json">. */
+/* Statistics pages: charts from the page's JSON data (Chart.js, vendored), and sortable tables (the
+   report's print button is page.js's data-print). No inline script: the figures come in <script type="application/json">. */
 (function () {
   "use strict";
 
@@ -83,8 +83,5 @@
     var d = data();
     if (d) draw(d);
     document.querySelectorAll("table.sortable").forEach(sortable);
-    document.querySelectorAll("[data-print]").forEach(function (b) {
-      b.addEventListener("click", function () { window.print(); });
-    });
   });
 })();

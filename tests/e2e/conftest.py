@@ -1,7 +1,8 @@
 """Browser tests: a live server on a migrated SQLite file and Debian's Chromium driven by Playwright.
 
 Never a downloaded browser: Playwright gets `executable_path`. Without Chromium the tests skip,
-except under CI=true, where a missing browser fails the run (.ci/run installs it).
+except under CI=true, where a missing browser fails the run (.ci/run installs it). Every page of
+every test is watched: a Content Security Policy violation the browser reports fails the test.
 """
 
 from __future__ import annotations
@@ -51,6 +52,56 @@ def live(tmp_path_factory) -> Iterator[LiveServer]:
         db.engine.dispose()
 
 
+CSP_VIOLATIONS: list[str] = []
+
+
+def _watch(context):
+    """Record what the browser refuses under the page's Content Security Policy (it says so on the
+    console as an error) and what a page itself reports through `securitypolicyviolation`."""
+
+    def on_console(message) -> None:
+        if message.type == "error" and "Content Security Policy" in message.text:
+            CSP_VIOLATIONS.append(f"{message.location.get('url', '')}: {message.text}")
+
+    def on_violation(source, text: str) -> None:
+        CSP_VIOLATIONS.append(f"{source['frame'].url}: {text}")
+
+    context.on("console", on_console)
+    context.expose_binding("__cspViolation", on_violation)
+    context.add_init_script(
+        "document.addEventListener('securitypolicyviolation', e => window.__cspViolation("
+        "e.violatedDirective + ' ' + (e.blockedURI || 'inline') + ' at ' + e.sourceFile + ':' + e.lineNumber));"
+    )
+    return context
+
+
+class WatchedBrowser:
+    """The browser, whose every new context (and so every page) is watched for CSP violations."""
+
+    def __init__(self, browser) -> None:
+        self._browser = browser
+
+    def new_context(self, **kwargs):
+        return _watch(self._browser.new_context(**kwargs))
+
+    def new_page(self, **kwargs):
+        context = self.new_context(**kwargs)
+        page = context.new_page()
+        page.on("close", lambda _: context.close())
+        return page
+
+    def __getattr__(self, name: str):
+        return getattr(self._browser, name)
+
+
+@pytest.fixture(autouse=True)
+def no_csp_violations():
+    CSP_VIOLATIONS.clear()
+    yield
+    violations, CSP_VIOLATIONS[:] = list(CSP_VIOLATIONS), []
+    assert not violations, "Content Security Policy violations:\n" + "\n".join(violations)
+
+
 @pytest.fixture(scope="session")
 def browser():
     if not CHROMIUM:
@@ -73,7 +124,7 @@ def browser():
                 "--disable-sync",
             ],
         )
-        yield browser
+        yield WatchedBrowser(browser)
         browser.close()
 
 

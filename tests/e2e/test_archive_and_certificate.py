@@ -61,7 +61,7 @@ def test_archive_and_certificate(live, phone_page):
     page.goto(live.url + "/my/certificates")
     page.get_by_role("button", name="生成证明").click()
     page.wait_for_url("**/my/certificates/*")
-    page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+    page.wait_for_function("() => Array.from(document.images).every(i => i.complete)")
     assert "累计服务时长 6.5 小时" in page.inner_text("main")
     shot = screenshot(page, "certificate")
     [decoded] = zxingcpp.read_barcodes(Image.open(shot))

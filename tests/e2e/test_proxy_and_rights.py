@@ -62,7 +62,7 @@ def test_a_grid_worker_signs_a_resident_up_and_prints_her_card(live, world, brow
     phone_page.get_by_role("link", name="打印会员卡").click()
     phone_page.get_by_role("button", name="发放会员卡").click()
     assert "已为「李四」发放第 1 张会员卡" in phone_page.inner_text("main")
-    phone_page.wait_for_function("document.querySelector('.card-qr').naturalWidth > 0")
+    phone_page.wait_for_function("() => document.querySelector('.card-qr').naturalWidth > 0")
     screenshot(phone_page, "card-page-phone")
 
     # Printed on A6 card stock: the card is the sheet, and its QR scans back to the card's code.
@@ -71,7 +71,7 @@ def test_a_grid_worker_signs_a_resident_up_and_prints_her_card(live, world, brow
     page.context.add_cookies(phone_page.context.cookies())
     page.goto(f"{live.url}/admin/users/{target}/card")
     page.emulate_media(media="print")
-    page.wait_for_function("document.querySelector('.card-qr').naturalWidth > 0")
+    page.wait_for_function("() => document.querySelector('.card-qr').naturalWidth > 0")
     box = page.locator(".resident-card").bounding_box()
     assert abs(box["width"] - A6["width"]) < 2 and abs(box["height"] - A6["height"]) < 2
     assert page.locator(".topbar").is_hidden() and page.locator("section.noprint").is_hidden()
@@ -87,7 +87,7 @@ def test_a_grid_worker_signs_a_resident_up_and_prints_her_card(live, world, brow
     # Or cut from plain A4: the same card at the top, inside a dashed line.
     page.set_viewport_size({"width": 794, "height": 1123})
     page.goto(f"{live.url}/admin/users/{target}/card?paper=a4")
-    page.wait_for_function("document.querySelector('.card-qr').naturalWidth > 0")
+    page.wait_for_function("() => document.querySelector('.card-qr').naturalWidth > 0")
     assert page.locator(".resident-card").evaluate("e => getComputedStyle(e).borderTopStyle") == "dashed"
     screenshot(page, "card-print-a4")
     a4 = page.pdf(format="A4", prefer_css_page_size=True)

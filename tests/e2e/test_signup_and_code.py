@@ -54,7 +54,7 @@ def test_sign_up_sign_in_and_scan_my_code(live, county, phone_page):
 
     page.get_by_role("link", name="我的码").click()
     page.wait_for_selector("#code-img")
-    page.wait_for_function("document.getElementById('code-img').complete")
+    page.wait_for_function("() => document.getElementById('code-img').complete")
     shot = screenshot(page, "my-code")
 
     decoded = zxingcpp.read_barcodes(Image.open(shot))

@@ -71,14 +71,14 @@ def test_publish_sign_up_check_in_kiosk_correct(live, browser):
 
     # The live screen shows a QR; the volunteer's phone camera opens the URL it holds.
     organizer.goto(f"{live.url}/organizer/activities/{activity_id}/live")
-    organizer.wait_for_function("document.getElementById('venue-qr').complete")
+    organizer.wait_for_function("() => document.getElementById('venue-qr').complete")
     shot = screenshot(organizer, "live-screen")
     [decoded] = zxingcpp.read_barcodes(Image.open(shot))
     assert "/scan?t=" in decoded.text
     volunteer.goto(decoded.text)
     assert "签到成功" in volunteer.inner_text("main")
     screenshot(volunteer, "scan-checked-in")
-    organizer.wait_for_function("document.getElementById('checked-in').textContent === '1'", timeout=10000)
+    organizer.wait_for_function("() => document.getElementById('checked-in').textContent === '1'", timeout=10000)
 
     # The kiosk scans a neighbour's personal code, typed by a keyboard-wedge scanner.
     with live.app.app_context():
