@@ -38,10 +38,14 @@ from core.db import db, is_postgresql, unit_of_work
 from exchange.models import Redemption, RedemptionLine, Store
 from points.models import Account, Deed, Transfer
 from stats.models import (
+    AreaRollup,
     DeedRollup,
+    DepartmentRollup,
+    FlagRow,
     LedgerRollup,
     PeopleRollup,
     PersonRollup,
+    RankRollup,
     RefreshState,
     RegionClosure,
     ServiceRollup,
@@ -77,6 +81,7 @@ ID_CHUNK = 1000
 LOCK_KEY = 0x57A75  # PostgreSQL advisory lock: one refresh writes at a time
 
 FAMILIES = ("service", "ledger", "person", "people", "store", "deed")
+DERIVED = (AreaRollup, DepartmentRollup, RankRollup, FlagRow)
 
 
 @dataclass
@@ -84,12 +89,16 @@ class Dirty:
     """The local days each rollup must recompute."""
 
     days: dict[str, set[date]] = field(default_factory=lambda: {name: set() for name in FAMILIES})
+    derived: set[date] = field(default_factory=set)  # days of `stats.derived` rows that may be stale
 
     def add(self, family: str, days: Iterable[date]) -> None:
         self.days[family].update(days)
 
     def count(self) -> dict[str, int]:
         return {name: len(days) for name, days in self.days.items()}
+
+    def touched(self) -> set[date]:
+        return set().union(self.derived, *self.days.values())
 
 
 # Local days ------------------------------------------------------------------------------------
@@ -241,6 +250,11 @@ def _everything(session: Session) -> Dirty:
         dirty.add(
             name, (_as_date(d) for d in session.scalars(sa.select(model.period).where(model.grain == "d").distinct()))
         )
+    for column, grain in ((AreaRollup.period, "d"), (RankRollup.period, "m")):
+        dirty.derived.update(
+            _as_date(d) for d in session.scalars(sa.select(column).where(column.table.c.grain == grain).distinct())
+        )
+    dirty.derived.update(_as_date(d) for d in session.scalars(sa.select(FlagRow.month).distinct()))
     return dirty
 
 
@@ -576,6 +590,7 @@ def _lock(session: Session) -> None:
     if is_postgresql(session):
         session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
         session.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
+        session.execute(sa.text("SET LOCAL work_mem = '64MB'"))
 
 
 def _recompute(dirty: Dirty) -> tuple[int, dict[str, float]]:
@@ -602,7 +617,33 @@ def _recompute(dirty: Dirty) -> tuple[int, dict[str, float]]:
                     session.execute(_month(family, month))
                     statements += 2
         seconds[family] = time.monotonic() - started
+    started = time.monotonic()
+    statements += _recompute_derived(dirty.touched())
+    seconds["derived"] = time.monotonic() - started
     return statements, seconds
+
+
+def _recompute_derived(days: set[date]) -> int:
+    """The subtree figures, rankings and flags of every day, month and year the changes touched."""
+    from stats import derived
+
+    touched, statements = derived.periods(days), 0
+    steps = [(derived.write_figures, "d", day) for day in touched["d"]]
+    for month in touched["m"]:
+        steps += [(derived.write_figures, "m", month), (derived.write_rankings, "m", month)]
+    for year in touched["y"]:
+        steps += [(derived.write_figures, "y", year), (derived.write_rankings, "y", year)]
+    for first in range(0, len(steps), BATCH_DAYS):
+        with unit_of_work() as session:
+            _lock(session)
+            for write, grain, period in steps[first : first + BATCH_DAYS]:
+                statements += write(session, grain, period)
+    # Flags read the rollups above and the raw rows behind them: each month in its own transaction.
+    for month in touched["m"]:
+        with unit_of_work() as session:
+            _lock(session)
+            statements += derived.write_flags(session, month)
+    return statements
 
 
 # The region tree -------------------------------------------------------------------------------
@@ -669,8 +710,8 @@ def refresh(*, now: datetime, full: bool = False) -> Outcome:
         # Many rows changed at once: let the planner know, before the first request reads them (a
         # fresh table's guessed row counts once turned a city's table by region into a 40 s plan).
         with unit_of_work() as session:
-            for model in (*ROLLUPS.values(), RegionClosure):
-                session.execute(sa.text(f"ANALYZE {model.__tablename__}"))
+            for model in (*ROLLUPS.values(), *DERIVED, RegionClosure):
+                session.execute(sa.text(f"ANALYZE {model.__table__.name}"))
     with unit_of_work() as session:
         _lock(session)
         states = _states(session)

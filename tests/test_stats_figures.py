@@ -8,7 +8,8 @@ in Python; at the end, a full rebuild must find exactly the rollups the incremen
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+from datetime import date, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -18,6 +19,7 @@ from hypothesis.stateful import invariant, run_state_machine_as_test
 from core import clock
 from core.db import db, utcnow
 from stats import refresh
+from stats.models import AreaRollup, DepartmentRollup, FlagRegion, FlagRow, RankRollup
 from stats.refresh import ROLLUPS
 from tests import factories as f
 from tests import stats_expected as expected
@@ -29,11 +31,19 @@ from volunteer import activities, attendance, signups, tokens
 
 
 def rollup_rows() -> dict[str, list[tuple]]:
+    """Every rollup and derived row (flags by month, kind, place and what they say)."""
     fresh()
     out = {}
-    for name, model in ROLLUPS.items():
+    for name, model in {**ROLLUPS, "area": AreaRollup, "department": DepartmentRollup, "rank": RankRollup}.items():
         columns = list(model.__table__.columns)
         out[name] = sorted(tuple(row) for row in db.session.execute(sa.select(*columns)).all())
+    places: dict[int, list[int]] = {}
+    for flag_id, region_id in db.session.execute(sa.select(FlagRegion.flag_id, FlagRegion.region_id)):
+        places.setdefault(flag_id, []).append(region_id)
+    out["flags"] = sorted(
+        (str(row.month), row.kind, row.position, json.dumps(row.payload, sort_keys=True), sorted(places[row.id]))
+        for row in db.session.execute(sa.select(FlagRow)).scalars().all()
+    )
     fresh()
     return out
 
@@ -74,6 +84,18 @@ def check_every_table(client, w, first, last) -> None:
     fresh()
 
 
+def check_rankings(client, w, first, last) -> None:
+    """Volunteers and households of the county and of a township, as the raw rows rank them."""
+    period = {"from": first.isoformat(), "to": last.isoformat(), "limit": 100}
+    fresh()
+    for kind in ("volunteers", "households"):
+        for root in (w.regions["county"], w.regions["t1"]):
+            rows = get(client, w.users["admin"], f"/stats/rankings/{kind}", region_code=root.code, **period)
+            got = [(r["id"], r["service_hours"], r["points"]) for r in rows]
+            assert got == expected.ranking(kind, root, first, last), f"{kind} of {root.code} {first}..{last}"
+    fresh()
+
+
 class StatsEconomy(Economy):
     @invariant()
     def figures_equal_a_recomputation_from_raw_rows(self):
@@ -81,6 +103,8 @@ class StatsEconomy(Economy):
         refresh.refresh(now=utcnow())
         today = clock.today()
         check_every_table(self.client, self.w, today - timedelta(days=2), today)
+        check_rankings(self.client, self.w, today - timedelta(days=2), today)
+        check_rankings(self.client, self.w, date(today.year, 1, 1), today)
         # Until far ahead, where expiry may have run: what residents hold equals the ledger's balances.
         later = today + timedelta(days=1200)
         summary = get(self.client, self.w.users["admin"], "/stats/summary", to=later.isoformat())
@@ -88,6 +112,10 @@ class StatsEconomy(Economy):
         assert summary["points_outstanding"] == expected.resident_balances(self.w.regions["county"])
 
     def teardown(self):
+        fresh()
+        assert expected.area_problems() == []
+        today = clock.today()
+        check_every_table(self.client, self.w, date(today.year, 1, 1), today)  # the years' rows
         increments = rollup_rows()
         refresh.refresh(now=utcnow(), full=True)
         assert rollup_rows() == increments, "a full rebuild finds other rollups than the increments left"
