@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -727,3 +728,79 @@ def refresh(*, now: datetime, full: bool = False) -> Outcome:
         mark.at = now
         session.add(mark)
     return Outcome(dirty.count(), statements, time.monotonic() - started, full or first_run, now, spent)
+
+
+# The ledger check ------------------------------------------------------------------------------
+
+
+def _rows(session: Session, insert: sa.Insert, model: Any, *where: Any) -> tuple[list[tuple], list[tuple]]:
+    """What `insert` would write now, and what `model` holds where it wrote, both sorted."""
+    names = list(insert._select_names)  # the column names given to `from_select`
+    table = model.__table__
+
+    def plain(row: Any) -> tuple:
+        return tuple(str(v)[:10] if isinstance(v, date) else int(v) if isinstance(v, int | Decimal) else v for v in row)
+
+    wanted = sorted(plain(r) for r in session.execute(insert.select))
+    stored = sorted(plain(r) for r in session.execute(sa.select(*(table.c[n] for n in names)).where(*where)))
+    return wanted, stored
+
+
+def problems(session: Session) -> list[str]:
+    """Each rollup day, month or year whose rows differ from what the rows they sum give now (for
+    `flask ledger check`). What changed since the last refresh is left out: that refresh's work is
+    still to come, and `as_of` says so."""
+    from stats import derived
+
+    states = _states(session)
+    if AS_OF not in states:
+        return []
+    since = {name: (states[name].before_id if name in states else 0) for name in FEEDS}
+    pending = _changes(session, since, _highest(session))
+    everything = _everything(session)
+    waiting = pending.touched()
+    waiting_months = {month_of(d) for d in waiting}
+    found: list[str] = []
+
+    def compare(what: str, insert: sa.Insert, model: Any, *where: Any) -> None:
+        wanted, stored = _rows(session, insert, model, *where)
+        if wanted != stored:
+            extra, missing = len(set(stored) - set(wanted)), len(set(wanted) - set(stored))
+            found.append(f"{what}: {extra} rows not as the source rows give them, {missing} rows missing")
+
+    if is_postgresql(session):
+        session.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    for family in FAMILIES:
+        model, build = ROLLUPS[family], DAY_BUILDERS[family]
+        days = sorted(everything.days[family] - pending.days[family])
+        for day in days:
+            start, end = clock.day_range(day)
+            compare(f"{family} rollup of {day}", build(day, start, end), model, model.grain == "d", model.period == day)
+        for month in sorted({month_of(d) for d in everything.days[family]} - waiting_months):
+            compare(
+                f"{family} rollup of {month:%Y-%m}",
+                _month(family, month),
+                model,
+                model.grain == "m",
+                model.period == month,
+            )
+    touched = derived.periods(everything.touched())
+    for grain, periods in touched.items():
+        for period in periods:
+            if (grain == "d" and period in waiting) or (
+                grain != "d"
+                and any(derived.span(grain, period)[1] <= d < derived.span(grain, period)[2] for d in waiting)
+            ):
+                continue
+            for name, model, build in (
+                ("subtree figures", AreaRollup, derived.area_insert),
+                ("department figures", DepartmentRollup, derived.department_insert),
+            ):
+                compare(
+                    f"{name} of {grain} {period}",
+                    build(grain, period),
+                    model,
+                    model.grain == grain,
+                    model.period == period,
+                )
+    return found

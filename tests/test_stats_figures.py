@@ -232,3 +232,28 @@ def test_groups_under_five_people_show_no_figures_about_people(app, client, w):
 def test_a_bad_period_is_a_422_naming_the_field(client, w, params, field):
     response = client.get("/api/v1/stats/summary", query_string=params, headers=f.bearer(w.users["admin"]))
     assert response.status_code == 422 and field in response.get_json()["errors"]
+
+
+def test_ledger_check_names_a_rollup_row_that_differs_from_the_raw_rows(app, w):
+    activity = make_activity(w, start_in=timedelta(hours=-4), hours=3, allow_walk_in=True)
+    serve(w, "resident", activity, 60)
+    refresh.refresh(now=utcnow())
+    refresh.refresh(now=utcnow())  # nothing is left waiting for a refresh
+    runner = app.test_cli_runner()
+    sound = runner.invoke(args=["ledger", "check"])
+    assert sound.exit_code == 0 and "stats:" not in sound.output, sound.output
+    day = clock.today(activity.starts_at)
+    for table, column in (("stats_service", "participations"), ("stats_area", "service_minutes")):
+        with db.engine.begin() as connection:
+            connection.execute(
+                sa.text(f"UPDATE {table} SET {column} = {column} + 1 WHERE grain = 'd' AND period = :day"),
+                {"day": day},
+            )
+        fresh()
+        broken = runner.invoke(args=["ledger", "check"])
+        assert broken.exit_code == 1, broken.output
+        name = "service rollup" if table == "stats_service" else "subtree figures of d"
+        assert f"stats: {name}" in broken.output and str(day) in broken.output, broken.output
+        refresh.refresh(now=utcnow(), full=True)  # the rebuild repairs it
+        fresh()
+        assert runner.invoke(args=["ledger", "check"]).exit_code == 0
