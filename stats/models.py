@@ -178,6 +178,7 @@ class AreaRollup(db.Model):
         sa.Column("period", sa.Date, primary_key=True),
         *_measures(AREA_MEASURES),
         sa.CheckConstraint("grain IN ('d', 'm', 'y')", name="grain"),
+        sa.Index("ix_stats_area_period", "grain", "period"),
     )
 
 
@@ -192,6 +193,7 @@ class DepartmentRollup(db.Model):
         sa.Column("period", sa.Date, primary_key=True),
         *_measures(DEPARTMENT_MEASURES),
         sa.CheckConstraint("grain IN ('d', 'm', 'y')", name="grain"),
+        sa.Index("ix_stats_department_period", "grain", "period"),
     )
 
 
@@ -216,6 +218,7 @@ class RankRollup(db.Model):
 
     __table_args__ = (
         sa.CheckConstraint("grain IN ('m', 'y')", name="grain"),
+        sa.Index("ix_stats_rank_period", "grain", "period"),
         sa.Index("ix_stats_rank_points", "kind", "grain", "period", "region_id", "by_points"),
         sa.Index("ix_stats_rank_hours", "kind", "grain", "period", "region_id", "by_hours"),
     )

@@ -81,13 +81,11 @@ def min_group() -> int:
 
 def analytic() -> None:
     """Set this transaction up for sums over rollups on PostgreSQL, once: room to hash in memory (a
-    city's year is a million rows; the default work_mem sorts them on disk), and a plan made for
-    each statement's own values. The driver prepares a statement run five times, and PostgreSQL may
-    then keep one generic plan for it: the same sum for twelve months went from 0.1 s to 130 s."""
+    city's year is a million rows; the default work_mem sorts them on disk). Each statement is
+    planned for its own values: the engine prepares none (`core.db`)."""
     session = db.session
     if is_postgresql(session) and not session.info.get("stats_work_mem"):
         session.execute(sa.text("SET LOCAL work_mem = '64MB'"))
-        session.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
         session.info["stats_work_mem"] = True
 
 

@@ -586,11 +586,9 @@ def _month(family: str, month: date) -> sa.Insert:
 
 
 def _lock(session: Session) -> None:
-    """One refresh writes at a time; each day's statement gets a plan for its own day (the driver
-    prepares a statement run five times, and a generic plan for "some day" can be far slower)."""
+    """One refresh writes at a time, with room to hash and sort in memory."""
     if is_postgresql(session):
         session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
-        session.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
         session.execute(sa.text("SET LOCAL work_mem = '64MB'"))
 
 
@@ -688,6 +686,7 @@ class Outcome:
     def __str__(self) -> str:
         kind = "rebuilt" if self.full else "refreshed"
         days = ", ".join(f"{name} {n} days {self.spent.get(name, 0):.1f}s" for name, n in self.days.items())
+        days += f"; subtrees, rankings and flags {self.spent.get('derived', 0):.1f}s"
         return f"{kind} rollups as of {self.as_of.isoformat(timespec='seconds')} in {self.seconds:.2f}s ({days})"
 
 
@@ -769,7 +768,6 @@ def problems(session: Session) -> list[str]:
             found.append(f"{what}: {extra} rows not as the source rows give them, {missing} rows missing")
 
     if is_postgresql(session):
-        session.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
     for family in FAMILIES:
         model, build = ROLLUPS[family], DAY_BUILDERS[family]
         days = sorted(everything.days[family] - pending.days[family])

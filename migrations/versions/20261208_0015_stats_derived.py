@@ -42,6 +42,9 @@ def upgrade():
     sa.CheckConstraint("grain IN ('d', 'm', 'y')", name=op.f('ck_stats_area_grain')),
     sa.PrimaryKeyConstraint('region_id', 'grain', 'period', name=op.f('pk_stats_area'))
     )
+    with op.batch_alter_table('stats_area', schema=None) as batch_op:
+        batch_op.create_index('ix_stats_area_period', ['grain', 'period'], unique=False)
+
     op.create_table('stats_department',
     sa.Column('department_id', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('grain', sa.String(length=1), nullable=False),
@@ -61,6 +64,9 @@ def upgrade():
     sa.CheckConstraint("grain IN ('d', 'm', 'y')", name=op.f('ck_stats_department_grain')),
     sa.PrimaryKeyConstraint('department_id', 'grain', 'period', name=op.f('pk_stats_department'))
     )
+    with op.batch_alter_table('stats_department', schema=None) as batch_op:
+        batch_op.create_index('ix_stats_department_period', ['grain', 'period'], unique=False)
+
     op.create_table('stats_flag',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('month', sa.Date(), nullable=False),
@@ -87,6 +93,7 @@ def upgrade():
     sa.PrimaryKeyConstraint('kind', 'grain', 'period', 'region_id', 'subject_id', name=op.f('pk_stats_rank'))
     )
     with op.batch_alter_table('stats_rank', schema=None) as batch_op:
+        batch_op.create_index('ix_stats_rank_period', ['grain', 'period'], unique=False)
         batch_op.create_index('ix_stats_rank_hours', ['kind', 'grain', 'period', 'region_id', 'by_hours'], unique=False)
         batch_op.create_index('ix_stats_rank_points', ['kind', 'grain', 'period', 'region_id', 'by_points'], unique=False)
 
@@ -110,11 +117,18 @@ def downgrade():
     with op.batch_alter_table('stats_rank', schema=None) as batch_op:
         batch_op.drop_index('ix_stats_rank_points')
         batch_op.drop_index('ix_stats_rank_hours')
+        batch_op.drop_index('ix_stats_rank_period')
 
     op.drop_table('stats_rank')
     with op.batch_alter_table('stats_flag', schema=None) as batch_op:
         batch_op.drop_index('ix_stats_flag_month')
 
     op.drop_table('stats_flag')
+    with op.batch_alter_table('stats_department', schema=None) as batch_op:
+        batch_op.drop_index('ix_stats_department_period')
+
     op.drop_table('stats_department')
+    with op.batch_alter_table('stats_area', schema=None) as batch_op:
+        batch_op.drop_index('ix_stats_area_period')
+
     op.drop_table('stats_area')
