@@ -767,7 +767,6 @@ def problems(session: Session) -> list[str]:
             extra, missing = len(set(stored) - set(wanted)), len(set(wanted) - set(stored))
             found.append(f"{what}: {extra} rows not as the source rows give them, {missing} rows missing")
 
-    if is_postgresql(session):
     for family in FAMILIES:
         model, build = ROLLUPS[family], DAY_BUILDERS[family]
         days = sorted(everything.days[family] - pending.days[family])
