@@ -396,24 +396,30 @@ def compute(first: date, last: date) -> list[Flag]:
     return found
 
 
-def flags(root: Region, first: date, last: date) -> list[dict[str, Any]]:
+def _found(root: Region, first: date, last: date) -> sa.Select:
     """The flags of the months [first, last] touches whose records lie in the subtree (as of the
-    last refresh), kind by kind, the strongest first, the latest month first."""
+    last refresh), kind by kind, the latest month first, the strongest first."""
     closure = aliased(RegionClosure)
     inside = (
         sa.select(FlagRegion.flag_id)
         .join(closure, sa.and_(closure.region_id == FlagRegion.region_id, closure.ancestor_id == root.id))
         .where(FlagRegion.flag_id == FlagRow.id)
     )
-    rows = db.session.execute(
-        sa.select(FlagRow.kind, FlagRow.month, FlagRow.position, FlagRow.payload).where(
-            FlagRow.month >= first.replace(day=1), FlagRow.month <= last, sa.exists(inside)
-        )
-    ).all()
-    order = {kind: n for n, kind in enumerate(KINDS)}
-    rows = sorted(rows, key=lambda r: (order.get(r.kind, len(order)), -_ordinal(r.month), r.position))
-    return [row.payload for row in rows]
+    order = sa.case({kind: n for n, kind in enumerate(KINDS)}, value=FlagRow.kind, else_=len(KINDS))
+    return (
+        sa.select(FlagRow.payload)
+        .where(FlagRow.month >= first.replace(day=1), FlagRow.month <= last, sa.exists(inside))
+        .order_by(order, FlagRow.month.desc(), FlagRow.position)
+    )
 
 
-def _ordinal(day: Any) -> int:
-    return (day if isinstance(day, date) else date.fromisoformat(str(day))).toordinal()
+def flags(root: Region, first: date, last: date) -> list[dict[str, Any]]:
+    """Every flag of the subtree and period (see `_found`)."""
+    return list(db.session.scalars(_found(root, first, last)))
+
+
+def page(root: Region, first: date, last: date, number: int, size: int) -> tuple[list[dict[str, Any]], int]:
+    """One page of `flags` and how many there are in all: a city's year holds thousands."""
+    select = _found(root, first, last)
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(select.order_by(None).subquery()))
+    return list(db.session.scalars(select.limit(size).offset((number - 1) * size))), int(total or 0)

@@ -24,7 +24,7 @@ import functools
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -46,7 +46,8 @@ from stats.models import (
     ServiceRollup,
     StoreRollup,
 )
-from stats.refresh import as_of, month_of, next_month
+from stats.refresh import as_of as refresh_as_of
+from stats.refresh import month_of, next_month
 
 EPOCH = date(1970, 1, 1)
 MIN_GROUP_DEFAULT = 5
@@ -93,6 +94,16 @@ def analytic() -> None:
 def _forget_work_mem(session: Session, transaction: Any) -> None:
     if transaction.parent is None:
         session.info.pop("stats_work_mem", None)
+        session.info.pop("stats_as_of", None)
+
+
+def as_of() -> datetime | None:
+    """`stats.refresh.as_of`, read once per transaction (a request asks it for its cache key and
+    for what it says about freshness)."""
+    session = db.session
+    if "stats_as_of" not in session.info:
+        session.info["stats_as_of"] = refresh_as_of(session)
+    return session.info["stats_as_of"]
 
 
 # Results change only when the rollups do, and every refresh moves `as_of`: a result is kept per
@@ -298,7 +309,6 @@ def _series(model: Any, key: Any, keys: list[int], first: date, last: date, sinc
     """The rows `Series` needs for periods inside [first, last], and for [since, last]."""
     if not keys:
         return {}
-    analytic()
     since = min(since, first.replace(month=1, day=1))
     year_end = date(last.year, 12, 31)
     partial = [month_of(first), month_of(last)]

@@ -169,8 +169,11 @@ def test_make_ups_auto_closes_caps_concentration_and_repeated_redemptions_are_fl
             resident_id=w.users["resident"].id,
         )
     refresh.refresh(now=utcnow())
-    found = {x["kind"]: x for x in flags(client, w)}
+    everything = flags(client, w)
+    found = {x["kind"]: x for x in everything}
     assert set(found) == {"makeups", "auto_closed", "days_at_cap", "concentrated", "same_residents"}
+    paged = client.get("/api/v1/stats/flags?per_page=2&page=2", headers=f.bearer(w.users["admin"])).get_json()
+    assert paged["total"] == 5 and paged["items"] == everything[2:4]
     stranger = db.session.scalar(sa.select(Attendance).where(Attendance.user_id == w.users["stranger"].id))
     for kind in ("makeups", "auto_closed"):
         assert [(link["type"], link["id"]) for link in found[kind]["links"]] == [("attendance", stranger.id)]
