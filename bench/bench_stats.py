@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.harness import BIN, PG_ADMIN, ROOT, app_env, load, migrate, pg_available, run_in_app, serve
 
-SAMPLES = 20  # timed requests per query (after two to warm the worker up), each a new question
+SAMPLES = 40  # timed requests per query (after two to warm the worker up), each a new question
 QUERY_SECONDS = 60.0  # at most this long per query
 TOKEN = """
 import sqlalchemy as sa
