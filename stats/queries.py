@@ -257,9 +257,9 @@ def _figures(raw: dict[str, int | None]) -> dict[str, Any]:
 
 @dataclass
 class Series:
-    """One place's derived rows (`stats_area` or `stats_department`) around a period: the months
-    and years, and the days of the months the period only partly covers. Any period inside them
-    sums whole months and edge days, as `within` does in SQL."""
+    """One place's derived rows (`stats_area` or `stats_department`) around a period: years, the
+    months of the period's years, and the days of the months the period only partly covers. A
+    period sums its whole years, then its other whole months, then its edge days."""
 
     months: dict[date, dict[str, int]]
     days: dict[date, dict[str, int]]
@@ -267,8 +267,12 @@ class Series:
 
     def flows(self, first: date, last: date) -> dict[str, int]:
         out: dict[str, int] = defaultdict(int)
+        years = {y for y in self.years if first <= y and date(y.year, 12, 31) <= last}
+        for year in years:
+            for name, value in self.years[year].items():
+                out[name] += value
         for month, row in self.months.items():
-            if _whole(month, first, last):
+            if _whole(month, first, last) and month.replace(month=1) not in years:
                 for name, value in row.items():
                     out[name] += value
         for day, row in self.days.items():
@@ -309,18 +313,17 @@ def _series(model: Any, key: Any, keys: list[int], first: date, last: date, sinc
     """The rows `Series` needs for periods inside [first, last], and for [since, last]."""
     if not keys:
         return {}
-    since = min(since, first.replace(month=1, day=1))
-    year_end = date(last.year, 12, 31)
-    partial = [month_of(first), month_of(last)]
+    first_year, year_end = date(first.year, 1, 1), date(last.year, 12, 31)
+    partial = {month for month in (month_of(first), month_of(last)) if not _whole(month, first, last)}
     rows = db.session.execute(
         sa.select(key.label("key"), model.__table__).where(
             key.in_(keys),
             sa.or_(
-                sa.and_(model.grain == "m", model.period >= since, model.period <= year_end),
-                sa.and_(model.grain == "y", model.period >= since, model.period <= year_end),
+                sa.and_(model.grain == "y", model.period >= min(since, first_year), model.period <= year_end),
+                sa.and_(model.grain == "m", model.period >= first_year, model.period <= year_end),
                 *(
                     sa.and_(model.grain == "d", model.period >= month, model.period < next_month(month))
-                    for month in sorted(set(partial))
+                    for month in sorted(partial)
                 ),
             ),
         )
