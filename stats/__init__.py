@@ -18,7 +18,8 @@ from core.errors import register_messages
 def init_app(app: Flask) -> None:
     """API routes, pages, jobs and Chinese messages."""
     # Imported here: `import stats.queries` need not load every page and route of the domain.
-    from stats import jobs, messages, models, views  # noqa: F401  (models: the tables join the metadata)
+    from points.cli import add_ledger_check
+    from stats import jobs, messages, models, refresh, views  # noqa: F401  (models: the tables join the metadata)
     from stats.api import api
 
     app.config.setdefault("STATS_MIN_GROUP", 5)
@@ -26,3 +27,4 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(views.bp)
     core.api.register(app, api)
     core.jobs.register(app, jobs.jobs)
+    add_ledger_check(app, "stats", refresh.problems)

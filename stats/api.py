@@ -83,7 +83,17 @@ def monthly(user, query):
 @api.route("/stats/flags", query=FlagQuery, response=FlagTableSchema, errors=ERRORS, tag="stats")
 def integrity_flags(user, query):
     """The integrity flags (刷分 signs) of the period, each with links to the records behind it."""
-    return _table(user, query, flags.flags)
+    region = scope.region_for(user, query.get("region_code"))
+    first, last = scope.period(query)
+    page, per_page = query.get("page", 1), query.get("per_page", 100)
+    items, total = flags.page(region, first, last, page, per_page)
+    return {
+        **queries.summary_context(region, first, last),
+        "items": items,
+        "page": page,
+        "per_page": per_page,
+        "total": total,
+    }
 
 
 def _ranking(kind: str):

@@ -139,6 +139,117 @@ class DeedRollup(db.Model):
     __table_args__ = (_grain(),)
 
 
+AREA_MEASURES = (
+    "activities",
+    "activities_held",
+    "participations",
+    "service_minutes",
+    "makeup_minutes",
+    "signups",
+    "no_shows",
+    "issued",
+    "deducted",
+    "redeemed",
+    "expired",
+    "redemptions",
+    "goods",
+    "deeds",
+    "deductions",
+    "registered",
+)
+DEPARTMENT_MEASURES = AREA_MEASURES[:11]
+
+
+def _measures(names: tuple[str, ...]) -> list[sa.Column]:
+    return [sa.Column(name, sa.BigInteger, nullable=False, default=0) for name in (*names, "active")]
+
+
+class AreaRollup(db.Model):
+    """Every figure of a whole subtree: a row per region at every level of the tree (its own rows
+    and all below it summed) and per day, month or calendar year (`grain` d, m, y), so a subtree's
+    period is a few dozen rows and a table by child region reads the children's rows. `active`:
+    distinct residents of the subtree who served in that day, month or year (not a sum)."""
+
+    __table__ = sa.Table(
+        "stats_area",
+        db.metadata,
+        sa.Column("region_id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("grain", sa.String(1), primary_key=True),
+        sa.Column("period", sa.Date, primary_key=True),
+        *_measures(AREA_MEASURES),
+        sa.CheckConstraint("grain IN ('d', 'm', 'y')", name="grain"),
+        sa.Index("ix_stats_area_period", "grain", "period"),
+    )
+
+
+class DepartmentRollup(db.Model):
+    """A department's service and the points it issued, per day, month or calendar year."""
+
+    __table__ = sa.Table(
+        "stats_department",
+        db.metadata,
+        sa.Column("department_id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("grain", sa.String(1), primary_key=True),
+        sa.Column("period", sa.Date, primary_key=True),
+        *_measures(DEPARTMENT_MEASURES),
+        sa.CheckConstraint("grain IN ('d', 'm', 'y')", name="grain"),
+        sa.Index("ix_stats_department_period", "grain", "period"),
+    )
+
+
+class RankRollup(db.Model):
+    """Rankings of a calendar month or year (`grain` m, y), made by the refresh. Volunteers and
+    households: the best `RANKED` of each large region (`region_id`: the ranking's root), with their
+    place by points and by hours. Departments and regions: every one, under its own region
+    (`region_id`), read through the closure."""
+
+    __tablename__ = "stats_rank"
+
+    kind: Mapped[str] = mapped_column(sa.String(12), primary_key=True)
+    grain: Mapped[str] = mapped_column(sa.String(1), primary_key=True)
+    period: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    region_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    subject_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    minutes: Mapped[int] = mapped_column(sa.BigInteger)
+    points: Mapped[int] = mapped_column(sa.BigInteger)
+    people: Mapped[int] = mapped_column(sa.Integer)
+    by_points: Mapped[int] = mapped_column(sa.Integer)
+    by_hours: Mapped[int] = mapped_column(sa.Integer)
+
+    __table_args__ = (
+        sa.CheckConstraint("grain IN ('m', 'y')", name="grain"),
+        sa.Index("ix_stats_rank_period", "grain", "period"),
+        sa.Index("ix_stats_rank_points", "kind", "grain", "period", "region_id", "by_points"),
+        sa.Index("ix_stats_rank_hours", "kind", "grain", "period", "region_id", "by_hours"),
+    )
+
+
+class FlagRow(db.Model):
+    """An integrity flag of a calendar month, made by the refresh: what the API shows (`payload`,
+    with its links), and the regions of the records behind it (`FlagRegion`) to find it by subtree."""
+
+    __tablename__ = "stats_flag"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    month: Mapped[date] = mapped_column(sa.Date)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    position: Mapped[int] = mapped_column(sa.Integer)
+    payload: Mapped[dict] = mapped_column(sa.JSON)
+
+    __table_args__ = (sa.Index("ix_stats_flag_month", "month", "kind", "position"),)
+
+
+class FlagRegion(db.Model):
+    __tablename__ = "stats_flag_region"
+
+    flag_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("stats_flag.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    region_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+
+    __table_args__ = (sa.Index("ix_stats_flag_region_region", "region_id", "flag_id"),)
+
+
 class RegionClosure(db.Model):
     """Every (ancestor, region) pair of the region tree, itself included: a subtree or a child's
     share of a rollup is one indexed join, on both databases."""

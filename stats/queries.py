@@ -24,7 +24,7 @@ import functools
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,7 +36,9 @@ from community.models import Department, Region
 from core.db import db, is_postgresql
 from exchange.models import Store
 from stats.models import (
+    AreaRollup,
     DeedRollup,
+    DepartmentRollup,
     LedgerRollup,
     PeopleRollup,
     PersonRollup,
@@ -44,7 +46,8 @@ from stats.models import (
     ServiceRollup,
     StoreRollup,
 )
-from stats.refresh import as_of, month_of, next_month
+from stats.refresh import as_of as refresh_as_of
+from stats.refresh import month_of, next_month
 
 EPOCH = date(1970, 1, 1)
 MIN_GROUP_DEFAULT = 5
@@ -79,13 +82,11 @@ def min_group() -> int:
 
 def analytic() -> None:
     """Set this transaction up for sums over rollups on PostgreSQL, once: room to hash in memory (a
-    city's year is a million rows; the default work_mem sorts them on disk), and a plan made for
-    each statement's own values. The driver prepares a statement run five times, and PostgreSQL may
-    then keep one generic plan for it: the same sum for twelve months went from 0.1 s to 130 s."""
+    city's year is a million rows; the default work_mem sorts them on disk). Each statement is
+    planned for its own values: the engine prepares none (`core.db`)."""
     session = db.session
     if is_postgresql(session) and not session.info.get("stats_work_mem"):
         session.execute(sa.text("SET LOCAL work_mem = '64MB'"))
-        session.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
         session.info["stats_work_mem"] = True
 
 
@@ -93,6 +94,16 @@ def analytic() -> None:
 def _forget_work_mem(session: Session, transaction: Any) -> None:
     if transaction.parent is None:
         session.info.pop("stats_work_mem", None)
+        session.info.pop("stats_as_of", None)
+
+
+def as_of() -> datetime | None:
+    """`stats.refresh.as_of`, read once per transaction (a request asks it for its cache key and
+    for what it says about freshness)."""
+    session = db.session
+    if "stats_as_of" not in session.info:
+        session.info["stats_as_of"] = refresh_as_of(session)
+    return session.info["stats_as_of"]
 
 
 # Results change only when the rollups do, and every refresh moves `as_of`: a result is kept per
@@ -179,16 +190,6 @@ class Places:
         return select, sa.literal(self.root.id)
 
 
-def _sums(model: Any, measures: dict[str, Any], places: Places, where: Any) -> dict[int, dict[str, int]]:
-    analytic()
-    select, key = places.apply(sa.select(), model)
-    select = select.add_columns(
-        key.label("key"), *(sa.func.coalesce(sa.func.sum(v), 0).label(k) for k, v in measures.items())
-    )
-    rows = db.session.execute(select.select_from(model).where(where).group_by(key)).all()
-    return {int(row.key): {k: int(getattr(row, k)) for k in measures} for row in rows}
-
-
 def _distinct_people(places: Places, where: Any) -> dict[int, int]:
     analytic()
     select, key = places.apply(sa.select(), PersonRollup)
@@ -254,28 +255,109 @@ def _figures(raw: dict[str, int | None]) -> dict[str, Any]:
     }
 
 
-def _raw(places: Places, first: date, last: date) -> dict[int, dict[str, int]]:
-    """Every raw sum of the period, per place key."""
-    found: dict[int, dict[str, int]] = defaultdict(dict)
-    zero = {**dict.fromkeys(SERVICE, 0), **dict.fromkeys(LEDGER, 0), "active": 0}
-    parts: list[tuple[Any, dict[str, Any], Any]] = [
-        (ServiceRollup, SERVICE, within(ServiceRollup, first, last)),
-        (LedgerRollup, LEDGER, within(LedgerRollup, first, last)),
-    ]
-    if places.by != "department":
-        zero.update({**dict.fromkeys(STORE, 0), **dict.fromkeys(DEED, 0), "registered": 0, "net": 0})
-        parts += [
-            (LedgerRollup, NET, within(LedgerRollup, EPOCH, last)),
-            (StoreRollup, STORE, within(StoreRollup, first, last)),
-            (DeedRollup, DEED, within(DeedRollup, first, last)),
-            (PeopleRollup, PEOPLE, within(PeopleRollup, EPOCH, last)),
-        ]
-    for model, measures, where in parts:
-        for key, sums in _sums(model, measures, places, where).items():
-            found[key].update(sums)
-    for key, n in _distinct_people(places, within(PersonRollup, first, last)).items():
-        found[key]["active"] = n
-    return {key: {**zero, **sums} for key, sums in found.items()}
+@dataclass
+class Series:
+    """One place's derived rows (`stats_area` or `stats_department`) around a period: years, the
+    months of the period's years, and the days of the months the period only partly covers. A
+    period sums its whole years, then its other whole months, then its edge days."""
+
+    months: dict[date, dict[str, int]]
+    days: dict[date, dict[str, int]]
+    years: dict[date, dict[str, int]]
+
+    def flows(self, first: date, last: date) -> dict[str, int]:
+        out: dict[str, int] = defaultdict(int)
+        years = {y for y in self.years if first <= y and date(y.year, 12, 31) <= last}
+        for year in years:
+            for name, value in self.years[year].items():
+                out[name] += value
+        for month, row in self.months.items():
+            if _whole(month, first, last) and month.replace(month=1) not in years:
+                for name, value in row.items():
+                    out[name] += value
+        for day, row in self.days.items():
+            if first <= day <= last and not _whole(month_of(day), first, last):
+                for name, value in row.items():
+                    out[name] += value
+        return out
+
+    def active(self, first: date, last: date) -> int | None:
+        """Distinct residents who served in [first, last], when a stored day, month or year holds
+        exactly them (the period is that day, month or year, or nobody served in the rest of it);
+        None when only the per-resident rows can say."""
+        if first == last:
+            return self.days.get(first, {}).get("active", 0)
+        if month_of(first) == month_of(last):
+            container, end = month_of(first), next_month(first)
+            value = self.months.get(container, {}).get("active", 0)
+        elif first.year == last.year:
+            container, end = date(first.year, 1, 1), date(first.year + 1, 1, 1)
+            value = self.years.get(container, {}).get("active", 0)
+        else:
+            return None
+        for month, row in self.months.items():
+            outside = next_month(month) <= first or month > last
+            if container <= month < end and outside and row.get("active"):
+                return None
+        for day, row in self.days.items():
+            if container <= day < end and not first <= day <= last and row.get("active"):
+                return None
+        return value
+
+
+def _whole(month: date, first: date, last: date) -> bool:
+    return first <= month and next_month(month) - timedelta(days=1) <= last
+
+
+def _series(model: Any, key: Any, keys: list[int], first: date, last: date, since: date) -> dict[int, Series]:
+    """The rows `Series` needs for periods inside [first, last], and for [since, last]."""
+    if not keys:
+        return {}
+    first_year, year_end = date(first.year, 1, 1), date(last.year, 12, 31)
+    partial = {month for month in (month_of(first), month_of(last)) if not _whole(month, first, last)}
+    rows = db.session.execute(
+        sa.select(key.label("key"), model.__table__).where(
+            key.in_(keys),
+            sa.or_(
+                sa.and_(model.grain == "y", model.period >= min(since, first_year), model.period <= year_end),
+                sa.and_(model.grain == "m", model.period >= first_year, model.period <= year_end),
+                *(
+                    sa.and_(model.grain == "d", model.period >= month, model.period < next_month(month))
+                    for month in sorted(partial)
+                ),
+            ),
+        )
+    ).mappings()
+    out = {k: Series({}, {}, {}) for k in keys}
+    skip = {"key", "grain", "period", key.key}
+    for row in rows:
+        period = row["period"] if isinstance(row["period"], date) else date.fromisoformat(str(row["period"]))
+        values = {name: int(value) for name, value in row.items() if name not in skip}
+        bucket = {"m": out[row["key"]].months, "d": out[row["key"]].days, "y": out[row["key"]].years}[row["grain"]]
+        bucket[period] = values
+    return out
+
+
+def _raw(series: Series, first: date, last: date, departments: bool = False) -> dict[str, int | None]:
+    """The raw sums `_figures` reads, for one place and period (`active` None: not stored)."""
+    flows = series.flows(first, last)
+    raw: dict[str, Any] = {name: flows.get(name, 0) for name in (*SERVICE, *LEDGER)}
+    raw["active"] = series.active(first, last)
+    if not departments:
+        before = series.flows(EPOCH, last)
+        raw.update({name: flows.get(name, 0) for name in ("redemptions", "goods", "deeds", "deductions")})
+        raw["registered"] = before.get("registered", 0)
+        raw["net"] = before.get("issued", 0) - sum(before.get(n, 0) for n in ("deducted", "redeemed", "expired"))
+    return raw
+
+
+def _fill_active(raws: dict[int, dict[str, Any]], places: Places, first: date, last: date) -> None:
+    """Active volunteers that no stored period holds: counted from the per-resident rows."""
+    if any(raw["active"] is None for raw in raws.values()):
+        counted = _distinct_people(places, within(PersonRollup, first, last))
+        for key, raw in raws.items():
+            if raw["active"] is None:
+                raw["active"] = counted.get(key, 0)
 
 
 def _zero(places: Places) -> dict[str, int]:
@@ -287,9 +369,10 @@ def _zero(places: Places) -> dict[str, int]:
 
 @cached
 def summary(region: Region, first: date, last: date) -> dict[str, Any]:
-    places = Places(region)
-    raw = _raw(places, first, last).get(region.id, _zero(places))
-    return {**_figures({**_zero(places), **raw}), **summary_context(region, first, last)}
+    series = _series(AreaRollup, AreaRollup.region_id, [region.id], first, last, EPOCH)[region.id]
+    raws = {region.id: _raw(series, first, last)}
+    _fill_active(raws, Places(region), first, last)
+    return {**_figures(raws[region.id]), **summary_context(region, first, last)}
 
 
 def summary_context(region: Region, first: date, last: date) -> dict[str, Any]:
@@ -315,12 +398,13 @@ def _suppress(
 @cached
 def by_region(region: Region, first: date, last: date) -> list[dict[str, Any]]:
     """One row per child region (all of them, in code order), figures as in `summary`."""
-    places = Places(region, "child")
-    raw = _raw(places, first, last)
     children = db.session.scalars(sa.select(Region).where(Region.parent_id == region.id).order_by(Region.code)).all()
+    series = _series(AreaRollup, AreaRollup.region_id, [c.id for c in children], first, last, EPOCH)
+    raws = {child.id: _raw(series[child.id], first, last) for child in children}
+    _fill_active(raws, Places(region, "child"), first, last)
     rows = []
     for child in children:
-        sums = {**_zero(places), **raw.get(child.id, {})}
+        sums = raws[child.id]
         figures = _suppress(_figures(sums), sums["registered"])
         rows.append({"region_code": child.code, "name": child.name, "level": child.level, **figures})
     return rows
@@ -330,8 +414,6 @@ def by_region(region: Region, first: date, last: date) -> list[dict[str, Any]]:
 def by_department(region: Region, first: date, last: date) -> list[dict[str, Any]]:
     """One row per department located in the subtree: its activities, the service at them and the
     points it issued; the residents' own counters (registrations, stores, deeds) do not apply."""
-    places = Places(region, "department")
-    raw = _raw(places, first, last)
     closure = aliased(RegionClosure)
     departments = db.session.execute(
         sa.select(Department.id, Department.name, Region.code)
@@ -339,9 +421,13 @@ def by_department(region: Region, first: date, last: date) -> list[dict[str, Any
         .join(closure, sa.and_(closure.region_id == Department.region_id, closure.ancestor_id == region.id))
         .order_by(Region.code, Department.name)
     ).all()
+    keys = [department_id for department_id, _name, _code in departments]
+    series = _series(DepartmentRollup, DepartmentRollup.department_id, keys, first, last, first)
+    raws = {key: _raw(series[key], first, last, departments=True) for key in keys}
+    _fill_active(raws, Places(region, "department"), first, last)
     rows = []
     for department_id, name, code in departments:
-        sums = {**_zero(places), **raw.get(department_id, {})}
+        sums = {**_zero(Places(region, "department")), **raws[department_id]}
         figures = _suppress(_figures(sums), sums["active"])
         rows.append({"department_id": department_id, "name": name, "region_code": code, **figures})
     return rows
@@ -400,10 +486,12 @@ def by_store(region: Region, first: date, last: date) -> list[dict[str, Any]]:
 def monthly(region: Region, first: date, last: date) -> list[dict[str, Any]]:
     """One row per calendar month the period touches (its part inside the period): flows in the
     month, counts of people at its end."""
+    series = _series(AreaRollup, AreaRollup.region_id, [region.id], first, last, EPOCH)[region.id]
     rows = []
     for month, start, end in months_between(first, last):
-        figures = summary(region, start, end)
-        rows.append({"month": month.strftime("%Y-%m"), **{k: figures[k] for k in FIELD_NAMES}})
+        raws = {region.id: _raw(series, start, end)}
+        _fill_active(raws, Places(region), start, end)
+        rows.append({"month": month.strftime("%Y-%m"), **_figures(raws[region.id])})
     return rows
 
 

@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,10 +39,14 @@ from core.db import db, is_postgresql, unit_of_work
 from exchange.models import Redemption, RedemptionLine, Store
 from points.models import Account, Deed, Transfer
 from stats.models import (
+    AreaRollup,
     DeedRollup,
+    DepartmentRollup,
+    FlagRow,
     LedgerRollup,
     PeopleRollup,
     PersonRollup,
+    RankRollup,
     RefreshState,
     RegionClosure,
     ServiceRollup,
@@ -77,6 +82,7 @@ ID_CHUNK = 1000
 LOCK_KEY = 0x57A75  # PostgreSQL advisory lock: one refresh writes at a time
 
 FAMILIES = ("service", "ledger", "person", "people", "store", "deed")
+DERIVED = (AreaRollup, DepartmentRollup, RankRollup, FlagRow)
 
 
 @dataclass
@@ -84,12 +90,16 @@ class Dirty:
     """The local days each rollup must recompute."""
 
     days: dict[str, set[date]] = field(default_factory=lambda: {name: set() for name in FAMILIES})
+    derived: set[date] = field(default_factory=set)  # days of `stats.derived` rows that may be stale
 
     def add(self, family: str, days: Iterable[date]) -> None:
         self.days[family].update(days)
 
     def count(self) -> dict[str, int]:
         return {name: len(days) for name, days in self.days.items()}
+
+    def touched(self) -> set[date]:
+        return set().union(self.derived, *self.days.values())
 
 
 # Local days ------------------------------------------------------------------------------------
@@ -241,6 +251,11 @@ def _everything(session: Session) -> Dirty:
         dirty.add(
             name, (_as_date(d) for d in session.scalars(sa.select(model.period).where(model.grain == "d").distinct()))
         )
+    for column, grain in ((AreaRollup.period, "d"), (RankRollup.period, "m")):
+        dirty.derived.update(
+            _as_date(d) for d in session.scalars(sa.select(column).where(column.table.c.grain == grain).distinct())
+        )
+    dirty.derived.update(_as_date(d) for d in session.scalars(sa.select(FlagRow.month).distinct()))
     return dirty
 
 
@@ -571,11 +586,10 @@ def _month(family: str, month: date) -> sa.Insert:
 
 
 def _lock(session: Session) -> None:
-    """One refresh writes at a time; each day's statement gets a plan for its own day (the driver
-    prepares a statement run five times, and a generic plan for "some day" can be far slower)."""
+    """One refresh writes at a time, with room to hash and sort in memory."""
     if is_postgresql(session):
         session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
-        session.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
+        session.execute(sa.text("SET LOCAL work_mem = '64MB'"))
 
 
 def _recompute(dirty: Dirty) -> tuple[int, dict[str, float]]:
@@ -602,7 +616,33 @@ def _recompute(dirty: Dirty) -> tuple[int, dict[str, float]]:
                     session.execute(_month(family, month))
                     statements += 2
         seconds[family] = time.monotonic() - started
+    started = time.monotonic()
+    statements += _recompute_derived(dirty.touched())
+    seconds["derived"] = time.monotonic() - started
     return statements, seconds
+
+
+def _recompute_derived(days: set[date]) -> int:
+    """The subtree figures, rankings and flags of every day, month and year the changes touched."""
+    from stats import derived
+
+    touched, statements = derived.periods(days), 0
+    steps = [(derived.write_figures, "d", day) for day in touched["d"]]
+    for month in touched["m"]:
+        steps += [(derived.write_figures, "m", month), (derived.write_rankings, "m", month)]
+    for year in touched["y"]:
+        steps += [(derived.write_figures, "y", year), (derived.write_rankings, "y", year)]
+    for first in range(0, len(steps), BATCH_DAYS):
+        with unit_of_work() as session:
+            _lock(session)
+            for write, grain, period in steps[first : first + BATCH_DAYS]:
+                statements += write(session, grain, period)
+    # Flags read the rollups above and the raw rows behind them: each month in its own transaction.
+    for month in touched["m"]:
+        with unit_of_work() as session:
+            _lock(session)
+            statements += derived.write_flags(session, month)
+    return statements
 
 
 # The region tree -------------------------------------------------------------------------------
@@ -646,6 +686,7 @@ class Outcome:
     def __str__(self) -> str:
         kind = "rebuilt" if self.full else "refreshed"
         days = ", ".join(f"{name} {n} days {self.spent.get(name, 0):.1f}s" for name, n in self.days.items())
+        days += f"; subtrees, rankings and flags {self.spent.get('derived', 0):.1f}s"
         return f"{kind} rollups as of {self.as_of.isoformat(timespec='seconds')} in {self.seconds:.2f}s ({days})"
 
 
@@ -669,8 +710,8 @@ def refresh(*, now: datetime, full: bool = False) -> Outcome:
         # Many rows changed at once: let the planner know, before the first request reads them (a
         # fresh table's guessed row counts once turned a city's table by region into a 40 s plan).
         with unit_of_work() as session:
-            for model in (*ROLLUPS.values(), RegionClosure):
-                session.execute(sa.text(f"ANALYZE {model.__tablename__}"))
+            for model in (*ROLLUPS.values(), *DERIVED, RegionClosure):
+                session.execute(sa.text(f"ANALYZE {model.__table__.name}"))
     with unit_of_work() as session:
         _lock(session)
         states = _states(session)
@@ -686,3 +727,77 @@ def refresh(*, now: datetime, full: bool = False) -> Outcome:
         mark.at = now
         session.add(mark)
     return Outcome(dirty.count(), statements, time.monotonic() - started, full or first_run, now, spent)
+
+
+# The ledger check ------------------------------------------------------------------------------
+
+
+def _rows(session: Session, insert: sa.Insert, model: Any, *where: Any) -> tuple[list[tuple], list[tuple]]:
+    """What `insert` would write now, and what `model` holds where it wrote, both sorted."""
+    names = list(insert._select_names)  # the column names given to `from_select`
+    table = model.__table__
+
+    def plain(row: Any) -> tuple:
+        return tuple(str(v)[:10] if isinstance(v, date) else int(v) if isinstance(v, int | Decimal) else v for v in row)
+
+    wanted = sorted(plain(r) for r in session.execute(insert.select))
+    stored = sorted(plain(r) for r in session.execute(sa.select(*(table.c[n] for n in names)).where(*where)))
+    return wanted, stored
+
+
+def problems(session: Session) -> list[str]:
+    """Each rollup day, month or year whose rows differ from what the rows they sum give now (for
+    `flask ledger check`). What changed since the last refresh is left out: that refresh's work is
+    still to come, and `as_of` says so."""
+    from stats import derived
+
+    states = _states(session)
+    if AS_OF not in states:
+        return []
+    since = {name: (states[name].before_id if name in states else 0) for name in FEEDS}
+    pending = _changes(session, since, _highest(session))
+    everything = _everything(session)
+    waiting = pending.touched()
+    waiting_months = {month_of(d) for d in waiting}
+    found: list[str] = []
+
+    def compare(what: str, insert: sa.Insert, model: Any, *where: Any) -> None:
+        wanted, stored = _rows(session, insert, model, *where)
+        if wanted != stored:
+            extra, missing = len(set(stored) - set(wanted)), len(set(wanted) - set(stored))
+            found.append(f"{what}: {extra} rows not as the source rows give them, {missing} rows missing")
+
+    for family in FAMILIES:
+        model, build = ROLLUPS[family], DAY_BUILDERS[family]
+        days = sorted(everything.days[family] - pending.days[family])
+        for day in days:
+            start, end = clock.day_range(day)
+            compare(f"{family} rollup of {day}", build(day, start, end), model, model.grain == "d", model.period == day)
+        for month in sorted({month_of(d) for d in everything.days[family]} - waiting_months):
+            compare(
+                f"{family} rollup of {month:%Y-%m}",
+                _month(family, month),
+                model,
+                model.grain == "m",
+                model.period == month,
+            )
+    touched = derived.periods(everything.touched())
+    for grain, periods in touched.items():
+        for period in periods:
+            if (grain == "d" and period in waiting) or (
+                grain != "d"
+                and any(derived.span(grain, period)[1] <= d < derived.span(grain, period)[2] for d in waiting)
+            ):
+                continue
+            for name, model, build in (
+                ("subtree figures", AreaRollup, derived.area_insert),
+                ("department figures", DepartmentRollup, derived.department_insert),
+            ):
+                compare(
+                    f"{name} of {grain} {period}",
+                    build(grain, period),
+                    model,
+                    model.grain == grain,
+                    model.period == period,
+                )
+    return found

@@ -188,6 +188,7 @@ class FlagSchema(BaseSchema):
     subject = fields.Dict()
     count = fields.Integer()
     detail = fields.String()
+    month = fields.String(metadata={"description": "YYYY-MM: flags count per calendar month"})
     links = fields.List(fields.Nested(LinkSchema))
 
 

@@ -5,7 +5,7 @@ must say. Slow on purpose: it reads every row, so it is for small test worlds on
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date
+from datetime import date, timedelta
 
 import sqlalchemy as sa
 
@@ -63,6 +63,11 @@ def sums(place_of, first: date, last: date, *, departments: bool = False) -> dic
     for activity in db.session.scalars(sa.select(Activity).where(Activity.status.in_(LIVE))):
         if not first <= _day(activity.starts_at) <= last:
             continue
+        # Active volunteers are the place's residents who served, wherever the activity was.
+        for a in db.session.scalars(sa.select(Attendance).where(Attendance.activity_id == activity.id)):
+            who = place_of("person", (users[a.user_id], activity.department_id))
+            if a.status in PRESENT and who is not None:
+                people[who].add(a.user_id)
         key = place_of("activity", activity)
         if key is None:
             continue
@@ -75,9 +80,6 @@ def sums(place_of, first: date, last: date, *, departments: bool = False) -> dic
                 row["participations"] += 1
                 row["service_minutes"] += a.credited_minutes
                 row["makeup_minutes"] += a.makeup_minutes
-                who = place_of("person", (users[a.user_id], activity.department_id))
-                if who is not None:
-                    people[who].add(a.user_id)
         if held:
             for s in db.session.scalars(
                 sa.select(Signup).where(Signup.activity_id == activity.id, Signup.status == "confirmed")
@@ -240,3 +242,82 @@ def by_store(root: Region, first: date, last: date) -> dict[int, dict]:
         else:
             row["voided"] += 1
     return out
+
+
+# The refresh's derived tables, row by row ------------------------------------------------------
+
+AREA_FLOWS = (
+    "activities",
+    "activities_held",
+    "participations",
+    "service_minutes",
+    "makeup_minutes",
+    "signups",
+    "no_shows",
+    "issued",
+    "deducted",
+    "redeemed",
+    "expired",
+    "redemptions",
+    "goods",
+    "deeds",
+    "deductions",
+)
+
+
+def _bounds(grain: str, period: date) -> tuple[date, date]:
+    if grain == "d":
+        return period, period
+    if grain == "m":
+        following = date(period.year + period.month // 12, period.month % 12 + 1, 1)
+        return period, following - timedelta(days=1)
+    return period, date(period.year, 12, 31)
+
+
+def area_problems() -> list[str]:
+    """Every stored `stats_area` row against the raw rows of its region's subtree and period, and
+    every region and day with raw figures has its row."""
+    from stats.models import AreaRollup
+
+    problems = []
+    regions = {r.id: r for r in db.session.scalars(sa.select(Region))}
+    for row in db.session.execute(sa.select(AreaRollup.__table__)).mappings():
+        first, last = _bounds(row["grain"], row["period"])
+        raw = sums(region_place(regions[row["region_id"]]), first, last).get(row["region_id"], {})
+        before = sums(region_place(regions[row["region_id"]]), first, first - timedelta(days=1))
+        wanted = {name: raw.get(name, 0) for name in AREA_FLOWS}
+        wanted["active"] = raw.get("active", 0)
+        wanted["registered"] = raw.get("registered", 0) - before.get(row["region_id"], {}).get("registered", 0)
+        stored = {name: row[name] for name in wanted}
+        if stored != wanted:
+            differing = {k: (stored[k], v) for k, v in wanted.items() if stored[k] != v}
+            problems.append(f"{regions[row['region_id']].code} {row['grain']} {row['period']}: {differing}")
+    return problems
+
+
+def ranking(kind: str, root: Region, first: date, last: date) -> list[tuple[int, float, int]]:
+    """(id, service hours, points) of every volunteer or household of the subtree who served or
+    earned in the period, best first by points (then hours, then id), from the raw rows."""
+    tree = subtree_ids(root)
+    users = {u.id: u for u in db.session.scalars(sa.select(User))}
+    minutes: dict[int, int] = defaultdict(int)
+    points: dict[int, int] = defaultdict(int)
+
+    def key(user_id: int) -> int | None:
+        user = users[user_id]
+        if user.region_id not in tree:
+            return None
+        return user.id if kind == "volunteers" else user.household_id
+
+    for activity in db.session.scalars(sa.select(Activity).where(Activity.status.in_(LIVE))):
+        if first <= _day(activity.starts_at) <= last:
+            for a in db.session.scalars(sa.select(Attendance).where(Attendance.activity_id == activity.id)):
+                if a.status in PRESENT and key(a.user_id) is not None:
+                    minutes[key(a.user_id)] += a.credited_minutes
+    for day, user_id, other, t, incoming in _ledger_rows():
+        if other.kind == "issuer" and first <= day <= last and key(user_id) is not None:
+            points[key(user_id)] += t.amount if incoming else -t.amount
+    found = [
+        (k, round(minutes[k] / 60, 2), points[k]) for k in set(minutes) | set(points) if minutes[k] > 0 or points[k] > 0
+    ]
+    return sorted(found, key=lambda r: (-r[2], -r[1], r[0]))

@@ -8,7 +8,8 @@ in Python; at the end, a full rebuild must find exactly the rollups the incremen
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+from datetime import date, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -18,6 +19,7 @@ from hypothesis.stateful import invariant, run_state_machine_as_test
 from core import clock
 from core.db import db, utcnow
 from stats import refresh
+from stats.models import AreaRollup, DepartmentRollup, FlagRegion, FlagRow, RankRollup
 from stats.refresh import ROLLUPS
 from tests import factories as f
 from tests import stats_expected as expected
@@ -29,11 +31,19 @@ from volunteer import activities, attendance, signups, tokens
 
 
 def rollup_rows() -> dict[str, list[tuple]]:
+    """Every rollup and derived row (flags by month, kind, place and what they say)."""
     fresh()
     out = {}
-    for name, model in ROLLUPS.items():
+    for name, model in {**ROLLUPS, "area": AreaRollup, "department": DepartmentRollup, "rank": RankRollup}.items():
         columns = list(model.__table__.columns)
         out[name] = sorted(tuple(row) for row in db.session.execute(sa.select(*columns)).all())
+    places: dict[int, list[int]] = {}
+    for flag_id, region_id in db.session.execute(sa.select(FlagRegion.flag_id, FlagRegion.region_id)):
+        places.setdefault(flag_id, []).append(region_id)
+    out["flags"] = sorted(
+        (str(row.month), row.kind, row.position, json.dumps(row.payload, sort_keys=True), sorted(places[row.id]))
+        for row in db.session.execute(sa.select(FlagRow)).scalars().all()
+    )
     fresh()
     return out
 
@@ -74,6 +84,18 @@ def check_every_table(client, w, first, last) -> None:
     fresh()
 
 
+def check_rankings(client, w, first, last) -> None:
+    """Volunteers and households of the county and of a township, as the raw rows rank them."""
+    period = {"from": first.isoformat(), "to": last.isoformat(), "limit": 100}
+    fresh()
+    for kind in ("volunteers", "households"):
+        for root in (w.regions["county"], w.regions["t1"]):
+            rows = get(client, w.users["admin"], f"/stats/rankings/{kind}", region_code=root.code, **period)
+            got = [(r["id"], r["service_hours"], r["points"]) for r in rows]
+            assert got == expected.ranking(kind, root, first, last), f"{kind} of {root.code} {first}..{last}"
+    fresh()
+
+
 class StatsEconomy(Economy):
     @invariant()
     def figures_equal_a_recomputation_from_raw_rows(self):
@@ -81,6 +103,8 @@ class StatsEconomy(Economy):
         refresh.refresh(now=utcnow())
         today = clock.today()
         check_every_table(self.client, self.w, today - timedelta(days=2), today)
+        check_rankings(self.client, self.w, today - timedelta(days=2), today)
+        check_rankings(self.client, self.w, date(today.year, 1, 1), today)
         # Until far ahead, where expiry may have run: what residents hold equals the ledger's balances.
         later = today + timedelta(days=1200)
         summary = get(self.client, self.w.users["admin"], "/stats/summary", to=later.isoformat())
@@ -88,6 +112,10 @@ class StatsEconomy(Economy):
         assert summary["points_outstanding"] == expected.resident_balances(self.w.regions["county"])
 
     def teardown(self):
+        fresh()
+        assert expected.area_problems() == []
+        today = clock.today()
+        check_every_table(self.client, self.w, date(today.year, 1, 1), today)  # the years' rows
         increments = rollup_rows()
         refresh.refresh(now=utcnow(), full=True)
         assert rollup_rows() == increments, "a full rebuild finds other rollups than the increments left"
@@ -204,3 +232,28 @@ def test_groups_under_five_people_show_no_figures_about_people(app, client, w):
 def test_a_bad_period_is_a_422_naming_the_field(client, w, params, field):
     response = client.get("/api/v1/stats/summary", query_string=params, headers=f.bearer(w.users["admin"]))
     assert response.status_code == 422 and field in response.get_json()["errors"]
+
+
+def test_ledger_check_names_a_rollup_row_that_differs_from_the_raw_rows(app, w):
+    activity = make_activity(w, start_in=timedelta(hours=-4), hours=3, allow_walk_in=True)
+    serve(w, "resident", activity, 60)
+    refresh.refresh(now=utcnow())
+    refresh.refresh(now=utcnow())  # nothing is left waiting for a refresh
+    runner = app.test_cli_runner()
+    sound = runner.invoke(args=["ledger", "check"])
+    assert sound.exit_code == 0 and "stats:" not in sound.output, sound.output
+    day = clock.today(activity.starts_at)
+    for table, column in (("stats_service", "participations"), ("stats_area", "service_minutes")):
+        with db.engine.begin() as connection:
+            connection.execute(
+                sa.text(f"UPDATE {table} SET {column} = {column} + 1 WHERE grain = 'd' AND period = :day"),
+                {"day": day},
+            )
+        fresh()
+        broken = runner.invoke(args=["ledger", "check"])
+        assert broken.exit_code == 1, broken.output
+        name = "service rollup" if table == "stats_service" else "subtree figures of d"
+        assert f"stats: {name}" in broken.output and str(day) in broken.output, broken.output
+        refresh.refresh(now=utcnow(), full=True)  # the rebuild repairs it
+        fresh()
+        assert runner.invoke(args=["ledger", "check"]).exit_code == 0

@@ -169,8 +169,11 @@ def test_make_ups_auto_closes_caps_concentration_and_repeated_redemptions_are_fl
             resident_id=w.users["resident"].id,
         )
     refresh.refresh(now=utcnow())
-    found = {x["kind"]: x for x in flags(client, w)}
+    everything = flags(client, w)
+    found = {x["kind"]: x for x in everything}
     assert set(found) == {"makeups", "auto_closed", "days_at_cap", "concentrated", "same_residents"}
+    paged = client.get("/api/v1/stats/flags?per_page=2&page=2", headers=f.bearer(w.users["admin"])).get_json()
+    assert paged["total"] == 5 and paged["items"] == everything[2:4]
     stranger = db.session.scalar(sa.select(Attendance).where(Attendance.user_id == w.users["stranger"].id))
     for kind in ("makeups", "auto_closed"):
         assert [(link["type"], link["id"]) for link in found[kind]["links"]] == [("attendance", stranger.id)]
@@ -197,3 +200,54 @@ def test_make_ups_auto_closes_caps_concentration_and_repeated_redemptions_are_fl
 def test_flags_are_asked_for_a_year_at_most(client, w):
     response = client.get("/api/v1/stats/flags?from=2025-01-01&to=2026-06-01", headers=f.bearer(w.users["admin"]))
     assert response.status_code == 422
+
+
+def test_households_rank_by_number_whatever_their_size_and_never_name_their_members(client, w, served, monkeypatch):
+    # DESIGN §8 names the household number as the way onto a ranking without consent: a household
+    # is shown as one, however few live in it; groups (departments, villages) under the minimum are not.
+    monkeypatch.setitem(client.application.config, "STATS_MIN_GROUP", 5)
+    rows = rank(client, w, "households")
+    assert [(r["name"], r["people"]) for r in rows] == [("43010101-0007户", 2)]
+    shown = str(rows)
+    assert all(person.name not in shown for person in served)
+    monkeypatch.setitem(client.application.config, "STATS_MIN_GROUP", 8)
+    assert rank(client, w, "departments") == [] and len(rank(client, w, "households")) == 1
+
+
+def test_a_staff_member_who_signs_residents_up_by_proxy_and_checks_them_in_by_card_is_flagged(
+    app, client, w, monkeypatch
+):
+    monkeypatch.setitem(app.config, "STATS_FLAGS", {"proxy_checkins": 2})
+    from volunteer import signups
+
+    activity = make_activity(w, start_in=timedelta(hours=-2), hours=3)
+    organizer = w.users["organizer"]
+    neighbour = f.user("4301010101", name="陈三")  # signed up by the grid worker: not the organizer's doing
+    for person, proxy in (
+        (w.users["target"], organizer),
+        (w.users["resident"], organizer),
+        (neighbour, w.users["grid_worker"]),
+    ):
+        signups.sign_up_for(actor=proxy, activity_id=activity.id, user_id=person.id, now=utcnow())
+        card = accounts.card_code(accounts.issue_card(actor=w.users["admin"], user_id=person.id, now=utcnow()))
+        attendance.scan_personal_code(
+            organizer=organizer, activity_id=activity.id, code=card, now=utcnow() - timedelta(minutes=30)
+        )
+    refresh.refresh(now=utcnow())
+    [flag] = [x for x in flags(client, w) if x["kind"] == "proxy_checkins"]
+    assert flag["count"] == 2 and flag["subject"] == {"type": "user", "id": organizer.id, "name": organizer.name}
+    assert flag["title"] == "代办报名并代为刷卡签到" and flag["month"] == utcnow().strftime("%Y-%m")
+    rows = db.session.execute(
+        sa.select(Attendance.id, Attendance.user_id).where(
+            Attendance.user_id.in_([w.users["target"].id, w.users["resident"].id])
+        )
+    ).all()
+    assert sorted((link["id"], link["user_id"]) for link in flag["links"]) == sorted(tuple(r) for r in rows)
+    # A township outside the activity's does not see it.
+    elsewhere = client.get(
+        "/api/v1/stats/flags", query_string={"region_code": "430102"}, headers=f.bearer(w.users["admin"])
+    )
+    assert [x["kind"] for x in elsewhere.get_json()["items"]] == []
+    monkeypatch.setitem(app.config, "STATS_FLAGS", {"proxy_checkins": 3})
+    refresh.refresh(now=utcnow(), full=True)
+    assert [x for x in flags(client, w) if x["kind"] == "proxy_checkins"] == []
