@@ -24,7 +24,7 @@ from flask import current_app
 from community.messages import DETAILS
 from community.models import LoginAttempt, User
 from core import audit, clock
-from core.db import unit_of_work
+from core.db import db, unit_of_work
 from core.errors import NotFound, RateLimited, Unauthorized
 from core.security import authorize, verify_password
 
@@ -35,6 +35,22 @@ class BadCredentials(Unauthorized):
     def __init__(self, remaining: int) -> None:
         self.remaining_attempts = remaining
         super().__init__("bad_credentials", DETAILS["bad_credentials"].format(remaining=remaining))
+
+
+class OtpRequired(Unauthorized):
+    """The password is right and the account has a second factor: its code is needed too."""
+
+    def __init__(self, user_id: int, attempt_id: int, remaining: int) -> None:
+        self.user_id, self.attempt_id, self.remaining_attempts = user_id, attempt_id, remaining
+        super().__init__("otp_required")
+
+
+class BadCode(Unauthorized):
+    """A wrong, used or expired second-factor code, with the tries left before the lock."""
+
+    def __init__(self, remaining: int) -> None:
+        self.remaining_attempts = remaining
+        super().__init__("otp_invalid", DETAILS["otp_invalid"].format(remaining=remaining))
 
 
 class SignInRefused(RateLimited):
@@ -176,12 +192,14 @@ def _reserve(phone: str, ip: str, now: datetime, limits: Limits) -> _Reservation
         )
 
 
-def authenticate(phone: str, password: str, *, ip: str, now: datetime) -> User:
+def authenticate(phone: str, password: str, *, ip: str, now: datetime, otp: str | None = None) -> User:
     """Check a phone and password under the sign-in limits; return the user or raise 401/429.
 
     The attempt is counted first (`_reserve`), the slow password check runs outside any write
     transaction so that sign-ins do not queue behind each other's hashing, and a second short
-    transaction records the outcome: a success starts the counts afresh.
+    transaction records the outcome: a success starts the counts afresh. A person with a second
+    factor also needs `otp` (a TOTP or recovery code): without it, or with a wrong one, the attempt
+    stays a failure (401 `otp_required` / `otp_invalid`), so codes cannot be guessed past the limits.
     """
     phone = (phone or "").strip()[:20]
     ip = (ip or "unknown")[:64]
@@ -189,10 +207,43 @@ def authenticate(phone: str, password: str, *, ip: str, now: datetime) -> User:
     reservation = _reserve(phone, ip, now, limits)
     # An unknown phone costs the same time as a real check (verify_password): phones stay private.
     ok = verify_password(reservation.password_hash, password or "")
+    return _finish(reservation, now, password_ok=ok, otp=otp, ask_otp=otp is None)
+
+
+def confirm_code(user_id: int, code: str, *, ip: str, now: datetime, first_attempt: int | None = None) -> User:
+    """Check a second-factor code under the same limits as a password: the page's second sign-in
+    step (`first_attempt`: the password step's attempt, counted as a failure until now), and the
+    code a signed-in person gives to turn their second factor off or renew their recovery codes."""
+    person = db.session.get(User, user_id)
+    if person is None or person.totp_secret is None:
+        raise Unauthorized("otp_invalid")
+    limits = Limits.from_config()
+    reservation = _reserve(person.phone, (ip or "unknown")[:64], now, limits)
+    return _finish(reservation, now, password_ok=True, otp=code or "", ask_otp=False, first_attempt=first_attempt)
+
+
+def _finish(
+    reservation: _Reservation,
+    now: datetime,
+    *,
+    password_ok: bool,
+    otp: str | None,
+    ask_otp: bool,
+    first_attempt: int | None = None,
+) -> User:
+    """Record an attempt's outcome (a success starts the counts afresh), then refuse or return."""
+    from community import totp
+
+    needs_code = False
     with unit_of_work() as session:
         user = session.get(User, reservation.user_id) if reservation.user_id is not None else None
+        ok = password_ok and user is not None
+        if ok and user.totp_secret is not None:
+            needs_code = True
+            ok = otp is not None and totp.check(session, user, otp, now) is not None
         if ok:
-            session.execute(sa.update(LoginAttempt).where(LoginAttempt.id == reservation.attempt_id).values(ok=True))
+            attempts = [reservation.attempt_id] + ([first_attempt] if first_attempt else [])
+            session.execute(sa.update(LoginAttempt).where(LoginAttempt.id.in_(attempts)).values(ok=True))
             session.execute(
                 sa.update(User)
                 .where(User.id == user.id)
@@ -222,6 +273,10 @@ def authenticate(phone: str, password: str, *, ip: str, now: datetime) -> User:
         raise SignInRefused("account_locked", reservation.locked_until, now=now)
     if reservation.throttled_until is not None:
         raise SignInRefused("login_throttled", reservation.throttled_until, now=now)
+    if needs_code and ask_otp:
+        raise OtpRequired(user.id, reservation.attempt_id, reservation.remaining)
+    if needs_code:
+        raise BadCode(reservation.remaining)
     raise BadCredentials(reservation.remaining)
 
 
