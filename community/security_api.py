@@ -23,12 +23,21 @@ from community.schemas import (
 from community.services import region_by_code
 from core.api import Routes, paginate
 from core.db import db, utcnow
-from core.errors import NotFound
+from core.errors import Invalid, NotFound
 from core.security import authorize
 
 api = Routes()
 
 NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _prove(user, code: str, now) -> None:
+    """The caller's own current code (counted like a sign-in): a wrong one is 422 `otp_invalid`
+    with the tries left, not a 401 (the caller's token is fine)."""
+    try:
+        signin.confirm_code(user.id, code, ip=request.remote_addr or "", now=now)
+    except signin.BadCode as wrong:
+        raise Invalid("otp_invalid", wrong.detail, errors={"code": [wrong.detail]}) from wrong
 
 
 def status_of(user) -> dict:
@@ -70,13 +79,13 @@ def totp_confirm(user, data):
     body=TotpCodeSchema,
     response=RecoveryCodesSchema,
     status=201,
-    errors=(401, 409, 429),
+    errors=(409, 422, 429),
     tag="auth",
 )
 def totp_recovery_codes(user, data):
     """New recovery codes (the old ones stop working), proven with a current code; shown once."""
     now = utcnow()
-    signin.confirm_code(user.id, data["code"], ip=request.remote_addr or "", now=now)
+    _prove(user, data["code"], now)
     codes = totp.regenerate(user, now)
     return Response(
         RecoveryCodesSchema().dumps({"recovery_codes": codes}),
@@ -87,13 +96,13 @@ def totp_recovery_codes(user, data):
 
 
 @api.route(
-    "/me/totp/disable", "POST", body=TotpCodeSchema, response=TotpStatusSchema, errors=(401, 409, 429), tag="auth"
+    "/me/totp/disable", "POST", body=TotpCodeSchema, response=TotpStatusSchema, errors=(409, 422, 429), tag="auth"
 )
 def totp_disable(user, data):
     """Turn my second factor off, proven with a current or recovery code (wrong codes count toward
     the sign-in lock-out). An admin whose region requires it must enrol again at once."""
     now = utcnow()
-    signin.confirm_code(user.id, data["code"], ip=request.remote_addr or "", now=now)
+    _prove(user, data["code"], now)
     return status_of(totp.disable(user, now))
 
 

@@ -79,6 +79,10 @@ def login_code():
             refusal, headers = exc, exc.headers
             if isinstance(exc, RateLimited):
                 session.pop(PENDING, None)
+        except DomainError as error:  # the second factor was reset meanwhile
+            session.pop(PENDING, None)
+            flash(error.detail, "info")
+            return redirect(url_for("community.login"))
         else:
             return complete_sign_in(user, pending.get("next"))
     page = render_template(
@@ -162,7 +166,7 @@ def _proven(code: str) -> bool:
     """Check the person's own code (counted like a sign-in); a refusal is flashed."""
     try:
         signin.confirm_code(current_user.id, code, ip=request.remote_addr or "", now=utcnow())
-    except (Unauthorized, RateLimited) as error:
+    except DomainError as error:
         flash(error.detail, "error")
         return False
     return True
@@ -210,10 +214,9 @@ SETTINGS = {"required": True, "not_required": False, "inherit": None}
 def admin_security():
     authorize(current_user, "admin")
     roots = services.admin_regions(current_user, roles=("admin",))
-    status = 200
     if request.method == "POST":
         setting = request.form.get("setting", "")
-        with refusals() as refused:
+        with refusals():
             if setting not in SETTINGS:
                 raise Invalid(errors={"setting": ["请选择是否要求"]})
             rule = totp.set_rule(
@@ -226,14 +229,10 @@ def admin_security():
             if current_user.totp_secret is None and totp.required_for(current_user):
                 session[ENROL] = True
                 return redirect(url_for("security_pages.my_security"))
-            return redirect(url_for("security_pages.admin_security"))
-        status = refused.status
+        return redirect(url_for("security_pages.admin_security"))
     return render_template(
-        "community/admin_security.html",
-        rules=totp.rules_within(roots),
-        regions=queries.region_choices(roots),
-        form=request.form,
-    ), status
+        "community/admin_security.html", rules=totp.rules_within(roots), regions=queries.region_choices(roots)
+    )
 
 
 def _date(text: str | None) -> date | None:

@@ -25,7 +25,7 @@ from community.messages import DETAILS
 from community.models import LoginAttempt, User
 from core import audit, clock
 from core.db import db, unit_of_work
-from core.errors import NotFound, RateLimited, Unauthorized
+from core.errors import Conflict, NotFound, RateLimited, Unauthorized
 from core.security import authorize, verify_password
 
 
@@ -216,7 +216,7 @@ def confirm_code(user_id: int, code: str, *, ip: str, now: datetime, first_attem
     code a signed-in person gives to turn their second factor off or renew their recovery codes."""
     person = db.session.get(User, user_id)
     if person is None or person.totp_secret is None:
-        raise Unauthorized("otp_invalid")
+        raise Conflict("otp_not_enabled")
     limits = Limits.from_config()
     reservation = _reserve(person.phone, (ip or "unknown")[:64], now, limits)
     return _finish(reservation, now, password_ok=True, otp=code or "", ask_otp=False, first_attempt=first_attempt)
