@@ -131,6 +131,22 @@ def test_the_token_needs_the_code_and_a_code_works_once(client, w):
     assert older.status_code == 401
 
 
+def test_one_code_sent_by_four_clients_at_once_signs_in_one(app, w):
+    from tests.test_core_concurrency import run_threads
+
+    user = w.users["admin"]
+    secret, _ = enrol(user)
+    phone, now = user.phone, utcnow()
+    code = totp.code_at(secret, now)
+
+    def sign_in(i: int):
+        return signin.authenticate(phone, f.PASSWORD, ip=f"10.8.0.{i}", now=now, otp=code).id
+
+    results = run_threads(app, 4, sign_in)
+    assert sum(1 for r in results if r == user.id) == 1, results
+    assert all(isinstance(r, signin.BadCode) for r in results if r != user.id), results
+
+
 def test_wrong_codes_count_toward_the_lock_out_so_codes_cannot_be_guessed(app, w):
     user = w.users["admin"]
     secret, _ = enrol(user)
