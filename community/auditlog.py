@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
+from flask import Response
 
 from community import pii, queries, services
 from community.models import Region, User
@@ -207,8 +209,6 @@ def _row(item: dict[str, Any]) -> list[str]:
         if value is None:
             return ""
         if isinstance(value, dict | list):
-            import json
-
             value = json.dumps(value, ensure_ascii=False, sort_keys=True)
         value = str(value)
         return "'" + value if value.startswith(_FORMULA) else value  # never a formula in a spreadsheet
@@ -251,5 +251,13 @@ def export(user: User, filters: Filters, fmt: str) -> bytes:
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
-def filename(fmt: str) -> str:
-    return f"audit-log-{clock.today():%Y%m%d}.{fmt}"
+def download(user: User, filters: Filters, fmt: str) -> Response:
+    """`export` as an attachment, never cached."""
+    return Response(
+        export(user, filters, fmt),
+        mimetype=EXPORT_TYPES[fmt],
+        headers={
+            "Content-Disposition": f'attachment; filename="audit-log-{clock.today():%Y%m%d}.{fmt}"',
+            "Cache-Control": "no-store",
+        },
+    )

@@ -168,13 +168,4 @@ def audit_log(user, query):
 )
 def audit_log_export(user, query):
     """The same entries as a .xlsx (default) or .csv with Chinese headers (at most 50,000 rows)."""
-    fmt = query["format"]
-    body = auditlog.export(user, _filters(query), fmt)
-    return Response(
-        body,
-        mimetype=auditlog.EXPORT_TYPES[fmt],
-        headers={
-            "Content-Disposition": f'attachment; filename="{auditlog.filename(fmt)}"',
-            "Cache-Control": "no-store",
-        },
-    )
+    return auditlog.download(user, _filters(query), query["format"])

@@ -97,22 +97,23 @@ def login_code():
 @bp.get("/my/security")
 @login_required
 def my_security():
+    return _security_page()
+
+
+def _security_page(errors: dict[str, list[str]] | None = None, status: int = 200) -> Any:
     user = current_user
-    enrolment = totp.pending(user)
-    return (
-        render_template(
-            "community/my_security.html",
-            enabled=user.totp_secret is not None,
-            enabled_at=user.totp_enabled_at and clock.local(user.totp_enabled_at),
-            enrolment=enrolment,
-            required=totp.required_for(user),
-            must_enrol=bool(session.get(ENROL)),
-            codes_left=totp.recovery_codes_left(user) if user.totp_secret is not None else 0,
-            errors={},
-        ),
-        200,
-        NO_STORE,
+    enabled = user.totp_secret is not None
+    page = render_template(
+        "community/my_security.html",
+        enabled=enabled,
+        enabled_at=user.totp_enabled_at and clock.local(user.totp_enabled_at),
+        enrolment=totp.pending(user),
+        required=totp.required_for(user),
+        must_enrol=bool(session.get(ENROL)),
+        codes_left=totp.recovery_codes_left(user) if enabled else 0,
+        errors=errors or {},
     )
+    return page, status, NO_STORE
 
 
 @bp.post("/my/security/start")
@@ -143,18 +144,7 @@ def my_security_confirm():
     try:
         codes = totp.confirm(current_user, request.form.get("code", ""), utcnow())
     except Invalid as error:
-        enrolment = totp.pending(current_user)
-        page = render_template(
-            "community/my_security.html",
-            enabled=False,
-            enabled_at=None,
-            enrolment=enrolment,
-            required=totp.required_for(current_user),
-            must_enrol=bool(session.get(ENROL)),
-            codes_left=0,
-            errors=error.field_errors(),
-        )
-        return page, 422, NO_STORE
+        return _security_page(error.field_errors(), 422)
     except DomainError as error:
         flash(error.text, "error")
         return redirect(url_for("security_pages.my_security"))
@@ -310,13 +300,5 @@ def admin_audit_export():
         flash("；".join(m for ms in errors.values() for m in ms), "error")
         return redirect(url_for("security_pages.admin_audit", **{k: v for k, v in form.items() if v}))
     with refusals():
-        body = auditlog.export(current_user, filters, fmt)
-        return Response(
-            body,
-            mimetype=auditlog.EXPORT_TYPES[fmt],
-            headers={
-                "Content-Disposition": f'attachment; filename="{auditlog.filename(fmt)}"',
-                "Cache-Control": "no-store",
-            },
-        )
+        return auditlog.download(current_user, filters, fmt)
     return redirect(url_for("security_pages.admin_audit", **{k: v for k, v in form.items() if v}))

@@ -256,13 +256,19 @@ def regenerate(user: User, now: datetime) -> list[str]:
     return codes
 
 
-def reset(*, actor: User, user_id: int, now: datetime) -> User:
+def reset(*, actor: User | None, user_id: int, now: datetime) -> User:
     """An admin who outranks the person turns their second factor off (a lost phone and no
-    recovery code): they sign in with the password and enrol again. Never one's own."""
+    recovery code): they sign in with the password and enrol again. Never one's own. Without an
+    actor, the server's operator (`flask admin totp-reset`, for a top admin nobody outranks)."""
     from community import users
 
     with unit_of_work() as session:
-        user = users.manageable(session, actor, user_id)
+        if actor is None:
+            user = session.get(User, user_id, with_for_update=True, populate_existing=True)
+            if user is None:
+                raise NotFound("user_not_found")
+        else:
+            user = users.manageable(session, actor, user_id)
         if user.totp_secret is None and user.totp_pending is None:
             raise Conflict("otp_not_enabled")
         before = {"totp_enabled_at": user.totp_enabled_at}

@@ -318,6 +318,35 @@ def test_requiring_it_signs_out_the_unenrolled_admins_it_binds_and_they_must_enr
     assert client.get("/admin/users").status_code == 200
 
 
+def test_a_new_admin_where_it_is_required_is_signed_out_to_enrol(client, w):
+    admin = w.users["admin"]
+    enrol(admin)
+    put_rule(client, admin, "4301", True)
+    organizer = w.users["organizer"]
+    before = f.bearer(organizer)
+    granted = client.post(
+        "/api/v1/roles",
+        json={"user_id": organizer.id, "role": "admin", "scope_type": "region", "scope_id": "430101"},
+        headers=f.bearer(admin),
+    )
+    assert granted.status_code == 201
+    assert client.get("/api/v1/me", headers=before).status_code == 401
+    assert token_request(client, organizer).get_json()["code"] == "otp_enrolment_required"
+
+
+def test_the_operator_resets_a_top_admin_nobody_outranks(app, w):
+    admin = w.users["admin"]
+    enrol(admin)
+    result = app.test_cli_runner().invoke(args=["admin", "totp-reset", "--phone", admin.phone])
+    assert result.exit_code == 0, result.output
+    fresh()
+    assert db.session.get(User, admin.id).totp_secret is None
+    entry = db.session.scalar(sa.select(AuditEntry).where(AuditEntry.action == "user.totp.reset"))
+    assert entry.actor_id is None and entry.object_id == str(admin.id)
+    again = app.test_cli_runner().invoke(args=["admin", "totp-reset", "--phone", admin.phone])
+    assert again.exit_code != 0 and "尚未启用" in again.output
+
+
 def test_the_nearest_region_wins_and_a_requirement_from_above_is_lifted_only_from_above(client, w):
     admin, elsewhere = w.users["admin"], w.users["admin_elsewhere"]
     # Not required anywhere: the township admin may require it of their own township.
