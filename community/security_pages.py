@@ -133,8 +133,8 @@ def my_security_qr():
     return Response(qr_png(enrolment.uri, box_size=6), mimetype="image/png", headers=NO_STORE)
 
 
-def _codes_page(codes: list[str], title: str) -> Any:
-    page = render_template("community/recovery_codes.html", codes=codes, title=title)
+def _codes_page(codes: list[str], title: str, *, renewed: bool = False) -> Any:
+    page = render_template("community/recovery_codes.html", codes=codes, title=title, renewed=renewed)
     return page, 200, NO_STORE
 
 
@@ -167,7 +167,7 @@ def _proven(code: str) -> bool:
 def my_security_recovery_codes():
     if _proven(request.form.get("code", "")):
         with refusals():
-            return _codes_page(totp.regenerate(current_user, utcnow()), "新的恢复码")
+            return _codes_page(totp.regenerate(current_user, utcnow()), "新的恢复码", renewed=True)
     return redirect(url_for("security_pages.my_security"))
 
 

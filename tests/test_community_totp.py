@@ -382,3 +382,25 @@ def test_the_admin_security_page_sets_the_rule(client, w):
     bad = client.post("/admin/security", data={"csrf_token": token, "region_code": "430101", "setting": "maybe"})
     assert bad.status_code == 302
     assert "请选择是否要求" in client.get("/admin/security").get_data(as_text=True)
+
+
+def test_the_security_page_renews_codes_and_turns_off_with_ones_own_code(client, w):
+    user = w.users["reviewer"]
+    secret, old = enrol(user, ago=3 * STEP)
+    sign_in_page(client, user)
+    token = csrf_token(client)
+    renewed = client.post(
+        "/my/security/recovery-codes", data={"csrf_token": token, "code": totp.code_at(secret, utcnow() - STEP)}
+    )
+    html = renewed.get_data(as_text=True)
+    assert renewed.status_code == 200 and "之前的恢复码已全部作废" in html and old[0] not in html
+    wrong = client.post("/my/security/disable", data={"csrf_token": token, "code": old[0]})
+    assert wrong.status_code == 302
+    assert "两步验证码不正确" in client.get("/my/security").get_data(as_text=True)
+    fresh()
+    assert db.session.get(User, user.id).totp_secret is not None
+    off = client.post("/my/security/disable", data={"csrf_token": token, "code": totp.code_at(secret, utcnow())})
+    assert off.status_code == 302
+    assert "已关闭两步验证" in client.get("/my/security").get_data(as_text=True)
+    fresh()
+    assert db.session.get(User, user.id).totp_secret is None
