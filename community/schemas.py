@@ -331,7 +331,7 @@ class AuditQuery(PageQuery):
 
 
 class AuditExportQuery(AuditQuery):
-    format = fields.String(load_default="xlsx", validate=validate.OneOf(["xlsx", "csv"]))
+    format = fields.String(load_default="csv", validate=validate.OneOf(["csv", "xlsx"]))
 
 
 class AuditEntrySchema(BaseSchema):

@@ -167,5 +167,5 @@ def audit_log(user, query):
     tag="people",
 )
 def audit_log_export(user, query):
-    """The same entries as a .xlsx (default) or .csv with Chinese headers (at most 50,000 rows)."""
+    """The same entries as a .csv (default) or .xlsx with Chinese headers (at most 50,000 rows)."""
     return auditlog.download(user, _filters(query), query["format"])

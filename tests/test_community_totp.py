@@ -404,3 +404,15 @@ def test_the_security_page_renews_codes_and_turns_off_with_ones_own_code(client,
     assert "已关闭两步验证" in client.get("/my/security").get_data(as_text=True)
     fresh()
     assert db.session.get(User, user.id).totp_secret is None
+
+
+def test_closing_an_account_drops_its_second_factor(app, w):
+    from community import privacy
+
+    resident = w.users["resident"]
+    enrol(resident)
+    privacy.close(user=resident, password=f.PASSWORD, now=utcnow())
+    fresh()
+    closed = db.session.get(User, resident.id)
+    assert closed.totp_secret is None and closed.totp_enabled_at is None
+    assert db.session.scalar(sa.select(sa.func.count()).where(RecoveryCode.user_id == resident.id)) == 0
