@@ -58,6 +58,50 @@ ACTION_NAMES = {
     "import.refused": "批量导入被拒",
     "point_rule.create": "修改积分规则",
     "region_policy.set": "修改地区积分政策",
+    "points.adjust": "积分调整",
+    "points.adjust.request": "申请积分调整",
+    "points.adjust.approve": "批准积分调整",
+    "points.adjust.reject": "驳回积分调整",
+    "deed_type.create": "新增事迹类型",
+    "deed_type.update": "修改事迹类型",
+    "deed.record": "记录事迹",
+    "deed.approve": "审核通过事迹",
+    "deed.reject": "驳回事迹",
+    "deed.void": "撤销事迹",
+    "deed.object": "对事迹提出异议",
+    "deed.objection.uphold": "异议成立",
+    "deed.objection.dismiss": "异议不成立",
+    "deed.post": "事迹入账",
+    "certificate.issue": "开具服务证明",
+    "archive.verify": "档案校验",
+    "activity.create": "创建活动",
+    "activity.update": "修改活动",
+    "attendance.annul": "作废签到记录",
+    "attendance.auto_close": "自动签退",
+    "signup.create": "报名",
+    "signup.cancel": "取消报名",
+    "signup.decide": "审核报名",
+    "store.create": "新增超市",
+    "item.create": "新增商品",
+    "item.update": "修改商品",
+    "item.picture": "更换商品图片",
+    "item.stocktake": "盘点",
+    "redemption.create": "兑换",
+    "redemption.void": "作废兑换",
+}
+# Prefixes a filter may choose: every action of a kind.
+ACTION_GROUPS = {
+    "user.": "账号（全部）",
+    "user.totp.": "两步验证（全部）",
+    "role.": "授权（全部）",
+    "points.": "积分调整（全部）",
+    "deed.": "好人好事与扣分（全部）",
+    "activity.": "活动（全部）",
+    "signup.": "报名（全部）",
+    "attendance.": "签到签退（全部）",
+    "item.": "商品与库存（全部）",
+    "redemption.": "兑换（全部）",
+    "import.": "批量导入（全部）",
 }
 OBJECT_NAMES = {
     "user": "用户",
@@ -74,6 +118,9 @@ OBJECT_NAMES = {
     "adjustment": "积分调整",
     "point_rule": "积分规则",
     "deed_type": "事迹类型",
+    "signup": "报名",
+    "certificate": "服务证明",
+    "archive": "档案",
 }
 
 # A mainland mobile number, and an ID number (18 characters, the last may be X; or the old 15).
@@ -156,10 +203,12 @@ def entries(user: User, filters: Filters) -> sa.Select:
     return select.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
 
 
-def known_actions() -> list[tuple[str, str]]:
-    """The actions the log holds, with their Chinese names, for a filter's choices."""
-    found = db.session.scalars(sa.select(AuditEntry.action).distinct()).all()
-    return sorted(((a, action_name(a)) for a in set(found) | set(ACTION_NAMES)), key=lambda pair: pair[0])
+def action_choices(chosen: str | None = None) -> list[tuple[str, str]]:
+    """A filter's choices: the groups, then each action by name (and one typed in a URL)."""
+    choices = list(ACTION_GROUPS.items()) + sorted(ACTION_NAMES.items())
+    if chosen and chosen not in ACTION_GROUPS and chosen not in ACTION_NAMES:
+        choices.append((chosen, chosen))
+    return choices
 
 
 def region_names(items: Iterable[AuditEntry]) -> dict[int, Region]:

@@ -282,7 +282,7 @@ def admin_audit():
         page=page,
         form=form,
         errors=errors,
-        actions=auditlog.known_actions(),
+        actions=auditlog.action_choices(form["action"]),
         object_names=auditlog.OBJECT_NAMES,
         regions=queries.region_choices(roots),
         local=clock.local,

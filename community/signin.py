@@ -207,7 +207,7 @@ def authenticate(phone: str, password: str, *, ip: str, now: datetime, otp: str 
     reservation = _reserve(phone, ip, now, limits)
     # An unknown phone costs the same time as a real check (verify_password): phones stay private.
     ok = verify_password(reservation.password_hash, password or "")
-    return _finish(reservation, now, password_ok=ok, otp=otp, ask_otp=otp is None)
+    return _finish(reservation, now, password_ok=ok, otp=otp or None, ask_otp=not otp)
 
 
 def confirm_code(user_id: int, code: str, *, ip: str, now: datetime, first_attempt: int | None = None) -> User:

@@ -116,9 +116,10 @@ def test_the_enrolment_page_shows_the_qr_and_the_secret_then_the_recovery_codes_
 def test_the_token_needs_the_code_and_a_code_works_once(client, w):
     user = w.users["admin"]
     secret, _ = enrol(user)
-    missing = token_request(client, user)
-    assert missing.status_code == 401 and missing.get_json()["code"] == "otp_required"
-    assert missing.mimetype == "application/problem+json" and "remaining_attempts" in missing.get_json()
+    for otp in (None, ""):
+        missing = token_request(client, user, otp=otp)
+        assert missing.status_code == 401 and missing.get_json()["code"] == "otp_required"
+        assert missing.mimetype == "application/problem+json" and "remaining_attempts" in missing.get_json()
     wrong = token_request(client, user, otp="000000" if totp.code_at(secret, utcnow()) != "000000" else "111111")
     assert wrong.status_code == 401 and wrong.get_json()["code"] == "otp_invalid"
     code = totp.code_at(secret, utcnow())
