@@ -100,10 +100,11 @@ def totp_recovery_codes(user, data):
 )
 def totp_disable(user, data):
     """Turn my second factor off, proven with a current or recovery code (wrong codes count toward
-    the sign-in lock-out). An admin whose region requires it must enrol again at once."""
+    the sign-in lock-out). An admin whose region requires it is signed out everywhere and must
+    enrol again at the next sign-in."""
     now = utcnow()
     _prove(user, data["code"], now)
-    return status_of(totp.disable(user, now))
+    return status_of(totp.disable(user, now, sign_out_if_required=True))
 
 
 @api.route("/users/<int:user_id>/totp/reset", "POST", response=AdminUserSchema, errors=(404, 409), tag="people")
@@ -154,9 +155,8 @@ def _filters(query: dict) -> auditlog.Filters:
 def audit_log(user, query):
     """Audit entries about the regions the caller administers or reviews, newest first; filters by
     actor, action, target and local dates. Phone and ID numbers are masked."""
-    page = paginate(auditlog.entries(user, _filters(query)), query, db.session)
-    regions = auditlog.region_names(page.items)
-    return replace(page, items=[auditlog.as_dict(entry, regions) for entry in page.items])
+    page = paginate(auditlog.entry_ids(user, _filters(query)), query, db.session)
+    return replace(page, items=auditlog.shown(page.items))
 
 
 @api.route(

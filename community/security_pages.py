@@ -270,13 +270,12 @@ def admin_audit():
     page = None
     if filters is not None:
         try:
-            select = auditlog.entries(current_user, filters)
+            select = auditlog.entry_ids(current_user, filters)
         except DomainError as error:
             errors, select = {"region_code": [error.detail]}, None
         if select is not None:
             page = paging.page_of(select, request.args, db.session)
-            regions = auditlog.region_names(page.items)
-            page = replace(page, items=[auditlog.as_dict(entry, regions) for entry in page.items])
+            page = replace(page, items=auditlog.shown(page.items))
     return render_template(
         "community/admin_audit.html",
         page=page,

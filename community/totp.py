@@ -225,14 +225,18 @@ def _clear(session: Session, user: User) -> None:
     session.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
 
 
-def disable(user: User, now: datetime) -> User:
-    """Turn one's own second factor off; the caller has checked a current code (`signin.confirm_code`)."""
+def disable(user: User, now: datetime, *, sign_out_if_required: bool = False) -> User:
+    """Turn one's own second factor off; the caller has checked a current code (`signin.confirm_code`).
+    With `sign_out_if_required`, an admin whose region requires it is signed out everywhere, to
+    enrol again at the next sign-in (the pages instead send the session straight to enrolment)."""
     with unit_of_work() as session:
         user = session.get(User, user.id, with_for_update=True, populate_existing=True)
         if user.totp_secret is None:
             raise Conflict("otp_not_enabled")
         before = {"totp_enabled_at": user.totp_enabled_at}
         _clear(session, user)
+        if sign_out_if_required and required_for(user, session=session):
+            user.token_version += 1
         audit.record("user.totp.disable", "user", user.id, actor=user, before=before, region_id=user.region_id, now=now)
     return user
 

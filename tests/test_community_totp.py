@@ -348,6 +348,17 @@ def test_the_operator_resets_a_top_admin_nobody_outranks(app, w):
     assert again.exit_code != 0 and "尚未启用" in again.output
 
 
+def test_a_bound_admin_who_turns_it_off_through_the_api_is_signed_out_to_enrol(client, w):
+    admin = w.users["admin"]
+    secret, _ = enrol(admin)
+    put_rule(client, admin, "4301", True)
+    headers = f.bearer(admin)
+    off = client.post("/api/v1/me/totp/disable", json={"code": totp.code_at(secret, utcnow())}, headers=headers)
+    assert off.status_code == 200 and off.get_json()["required"] is True
+    assert client.get("/api/v1/me", headers=headers).status_code == 401
+    assert token_request(client, admin).get_json()["code"] == "otp_enrolment_required"
+
+
 def test_the_nearest_region_wins_and_a_requirement_from_above_is_lifted_only_from_above(client, w):
     admin, elsewhere = w.users["admin"], w.users["admin_elsewhere"]
     # Not required anywhere: the township admin may require it of their own township.
