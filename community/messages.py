@@ -42,6 +42,7 @@ MESSAGES = {
     "otp_not_enabled": "尚未启用两步验证",
     "otp_not_started": "请先开始绑定，扫描二维码后再输入验证码",
     "otp_unreadable": "两步验证密钥无法读取（系统密钥已更换），请由管理员重置两步验证后重新绑定",
+    "otp_sign_in_expired": "登录已失效，请重新输入手机号和密码",
     "otp_rule_above": "该要求由上级地区设定，只能由上级管理员取消",
     "audit_dates_invalid": "开始日期不能晚于结束日期",
     "audit_export_too_large": "导出的记录过多，请缩小日期范围或增加筛选条件",

@@ -74,12 +74,13 @@ def login_code():
                 ip=request.remote_addr or "",
                 now=now,
                 first_attempt=int(pending["attempt"]),
+                token_version=int(pending.get("v", -1)),
             )
         except (Unauthorized, RateLimited) as exc:
             refusal, headers = exc, exc.headers
             if isinstance(exc, RateLimited):
                 session.pop(PENDING, None)
-        except DomainError as error:  # the second factor was reset meanwhile
+        except DomainError as error:  # the second factor was reset, or the password changed, meanwhile
             session.pop(PENDING, None)
             flash(error.detail, "info")
             return redirect(url_for("community.login"))

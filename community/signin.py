@@ -40,8 +40,9 @@ class BadCredentials(Unauthorized):
 class OtpRequired(Unauthorized):
     """The password is right and the account has a second factor: its code is needed too."""
 
-    def __init__(self, user_id: int, attempt_id: int, remaining: int) -> None:
-        self.user_id, self.attempt_id, self.remaining_attempts = user_id, attempt_id, remaining
+    def __init__(self, user: User, attempt_id: int, remaining: int) -> None:
+        self.user_id, self.token_version = user.id, user.token_version
+        self.attempt_id, self.remaining_attempts = attempt_id, remaining
         super().__init__("otp_required")
 
 
@@ -210,13 +211,24 @@ def authenticate(phone: str, password: str, *, ip: str, now: datetime, otp: str 
     return _finish(reservation, now, password_ok=ok, otp=otp or None, ask_otp=not otp)
 
 
-def confirm_code(user_id: int, code: str, *, ip: str, now: datetime, first_attempt: int | None = None) -> User:
+def confirm_code(
+    user_id: int,
+    code: str,
+    *,
+    ip: str,
+    now: datetime,
+    first_attempt: int | None = None,
+    token_version: int | None = None,
+) -> User:
     """Check a second-factor code under the same limits as a password: the page's second sign-in
-    step (`first_attempt`: the password step's attempt, counted as a failure until now), and the
-    code a signed-in person gives to turn their second factor off or renew their recovery codes."""
+    step (`first_attempt`: the password step's attempt, counted as a failure until now; void if the
+    password changed since, `token_version`), and the code a signed-in person gives to turn their
+    second factor off or renew their recovery codes."""
     person = db.session.get(User, user_id)
     if person is None or person.totp_secret is None:
         raise Conflict("otp_not_enabled")
+    if token_version is not None and person.token_version != token_version:
+        raise Conflict("otp_sign_in_expired")
     limits = Limits.from_config()
     reservation = _reserve(person.phone, (ip or "unknown")[:64], now, limits)
     return _finish(reservation, now, password_ok=True, otp=code or "", ask_otp=False, first_attempt=first_attempt)
@@ -274,7 +286,7 @@ def _finish(
     if reservation.throttled_until is not None:
         raise SignInRefused("login_throttled", reservation.throttled_until, now=now)
     if needs_code and ask_otp:
-        raise OtpRequired(user.id, reservation.attempt_id, reservation.remaining)
+        raise OtpRequired(user, reservation.attempt_id, reservation.remaining)
     if needs_code:
         raise BadCode(reservation.remaining)
     raise BadCredentials(reservation.remaining)

@@ -117,6 +117,7 @@ def login():
             # The password was right: the code comes next, on its own page (nothing signed in yet).
             session[PENDING] = {
                 "uid": asked.user_id,
+                "v": asked.token_version,
                 "attempt": asked.attempt_id,
                 "at": now.timestamp(),
                 "next": request.args.get("next"),

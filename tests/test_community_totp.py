@@ -201,6 +201,19 @@ def test_the_page_sign_in_asks_for_the_code_after_the_password(client, w):
     assert oks == [True, False, True]
 
 
+def test_a_password_changed_between_the_steps_voids_the_code_step(client, w):
+    from community import accounts
+
+    user = w.users["reviewer"]
+    secret, _ = enrol(user)
+    token = csrf_token(client)
+    client.post("/login", data={"csrf_token": token, "phone": user.phone, "password": f.PASSWORD})
+    accounts.change_password(db.session.get(User, user.id), old=f.PASSWORD, new="Another2026x", now=utcnow())
+    late = client.post("/login/code", data={"csrf_token": token, "code": totp.code_at(secret, utcnow())})
+    assert late.status_code == 302 and late.headers["Location"].startswith("/login")
+    assert client.get("/my/code").status_code == 302
+
+
 def test_the_code_step_expires(client, w):
     user = w.users["reviewer"]
     secret, _ = enrol(user)
