@@ -19,18 +19,21 @@ from core.errors import register_messages
 def init_app(app: Flask) -> None:
     """Pages, API routes, sign-in (page session and API token), jobs, Chinese messages, commands."""
     # Imported here: `import community.models` need not load every page and route of the domain.
-    from community import accounts, cli, jobs, messages, user_pages, views
+    from community import accounts, cli, jobs, messages, security_api, security_pages, user_pages, views
     from community.api import api
 
     register_messages(app, messages.MESSAGES)
     app.register_blueprint(views.bp)
     app.register_blueprint(user_pages.bp)
+    app.register_blueprint(security_pages.bp)
     core.api.register(app, api)
+    core.api.register(app, security_api.api)
     core.api.token_user_loader(app, accounts.user_for_token)
     core.jobs.register(app, jobs.jobs)
     cli.init_app(app)
 
     app.url_value_preprocessor(_allow_large_imports)
+    app.before_request(security_pages.enrolment_gate)
 
     app.login_manager.user_loader(accounts.user_for_session)
     app.login_manager.login_view = "community.login"

@@ -6,7 +6,8 @@ import json
 
 from flask import Response, jsonify, request, url_for
 
-from community import accounts, imports, privacy, queries, services, signin, users
+from community import accounts, imports, privacy, queries, services, signin, totp, users
+from community.messages import DETAILS
 from community.schemas import (
     AdminUserSchema,
     ClosedSchema,
@@ -34,7 +35,7 @@ from community.schemas import (
 from core import sheets
 from core.api import Routes, paginate
 from core.db import db, utcnow
-from core.errors import DomainError, NotFound, problem
+from core.errors import DomainError, Forbidden, NotFound, problem
 from core.qr import qr_png
 from core.security import authorize
 
@@ -57,17 +58,23 @@ def register(user, data):
 
 
 @api.route(
-    "/auth/token", "POST", body=TokenRequestSchema, response=TokenSchema, auth=False, errors=(401, 429), tag="auth"
+    "/auth/token", "POST", body=TokenRequestSchema, response=TokenSchema, auth=False, errors=(401, 403, 429), tag="auth"
 )
 def token(user, data):
-    """Exchange a phone and password for a bearer token (401 with the tries left; 429 until when)."""
+    """Exchange a phone and password for a bearer token (401 with the tries left; 429 until when).
+    With a second factor on, `otp` too (401 `otp_required` / `otp_invalid`); an admin whose region
+    requires one and who has not enrolled gets 403 `otp_enrolment_required` (enrol on the web page)."""
     now = utcnow()
     try:
-        signed_in = signin.authenticate(data["phone"], data["password"], ip=request.remote_addr or "", now=now)
-    except signin.BadCredentials as refusal:
+        signed_in = signin.authenticate(
+            data["phone"], data["password"], ip=request.remote_addr or "", now=now, otp=data.get("otp")
+        )
+    except (signin.BadCredentials, signin.BadCode, signin.OtpRequired) as refusal:
         return _problem_with(refusal, remaining_attempts=refusal.remaining_attempts)
     except signin.SignInRefused as refusal:
         return _problem_with(refusal, locked_until=refusal.until.isoformat())
+    if signed_in.totp_secret is None and totp.required_for(signed_in):
+        raise Forbidden("otp_enrolment_required", DETAILS["otp_enrolment_required"])
     value, expires_at = accounts.api_token(signed_in, now)
     return {"token": value, "expires_at": expires_at, "user": signed_in}
 

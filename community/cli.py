@@ -1,4 +1,5 @@
 """Commands for operators: `flask admin create`, used by deployment scripts (idempotent),
+`flask admin totp-reset --phone` (a second factor no admin can reset),
 `flask import KIND FILE` (bulk import, as the system) and `flask demo seed`.
 
 The demo county is the people domain's; each domain wired in after it adds its own demo data with
@@ -77,6 +78,22 @@ def create_admin(phone: str, password: str, name: str, region_code: str, region_
         details = "; ".join(f"{k}: {', '.join(v)}" for k, v in (error.errors or {}).items())
         raise click.ClickException(f"{error.detail} {details}".strip()) from error
     click.echo(f"{'created' if created else 'exists'}: admin {user.name} ({user.phone}) over {region_code}")
+
+
+@admin_cli.command("totp-reset")
+@click.option("--phone", required=True)
+def reset_totp(phone: str) -> None:
+    """Turn off a person's second factor (a top admin who lost their phone: no admin outranks them)."""
+    from community import queries, totp
+
+    user = queries.user_by_phone(phone.strip())
+    if user is None:
+        raise click.ClickException("no account with this phone number")
+    try:
+        totp.reset(actor=None, user_id=user.id, now=utcnow())
+    except DomainError as error:
+        raise click.ClickException(error.detail) from error
+    click.echo(f"second factor reset: {user.name}; they sign in with the password and enrol again")
 
 
 @click.command("import")

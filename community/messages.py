@@ -35,6 +35,17 @@ MESSAGES = {
     "not_for_yourself": "不能对自己的账号执行此操作",
     "user_outranks": "该用户担任的职务超出您的管理范围，请由上级管理员办理",
     "reset_code_invalid": "手机号或重置码不正确，或重置码已失效；请向管理员重新获取",
+    "otp_required": "请输入两步验证码",
+    "otp_invalid": "两步验证码不正确或已使用",
+    "otp_enrolment_required": "您所在地区要求管理员启用两步验证，请先完成绑定",
+    "otp_already_enabled": "两步验证已启用",
+    "otp_not_enabled": "尚未启用两步验证",
+    "otp_not_started": "请先开始绑定，扫描二维码后再输入验证码",
+    "otp_unreadable": "两步验证密钥无法读取（系统密钥已更换），请由管理员重置两步验证后重新绑定",
+    "otp_sign_in_expired": "登录已失效，请重新输入手机号和密码",
+    "otp_rule_above": "该要求由上级地区设定，只能由上级管理员取消",
+    "audit_dates_invalid": "开始日期不能晚于结束日期",
+    "audit_export_too_large": "导出的记录过多，请缩小日期范围或增加筛选条件",
 }
 
 # What an import says of a bad row (community.imports): one stable code each, in the report's
@@ -72,4 +83,6 @@ DETAILS = {
     "login_throttled": "该账号在本网络登录失败次数过多，请于 {until} 后再试",
     "login_throttled_address": "本网络登录失败次数过多，请于 {until} 后再试",
     "reset_disabled_account": "该账号已停用，请先启用再重置密码",
+    "otp_invalid": "两步验证码不正确或已使用，还可尝试 {remaining} 次",
+    "otp_enrolment_required": "您所在地区要求管理员使用两步验证。请先在网页上登录，按提示用验证器 App 完成绑定",
 }

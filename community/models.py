@@ -161,6 +161,13 @@ class User(UserMixin, db.Model):
     card_serial: Mapped[int | None] = mapped_column(sa.Integer)
     # When the resident closed the account (PIPL): personal data anonymized, records kept.
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The second factor (community.totp): the TOTP secret, encrypted, once enrolment is confirmed;
+    # the one being enrolled until its first code proves it; the last time step accepted (a code
+    # works once).
+    totp_secret: Mapped[str | None] = mapped_column(sa.String(255))
+    totp_pending: Mapped[str | None] = mapped_column(sa.String(255))
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger)
 
     region: Mapped[Region] = relationship()
     household: Mapped[Household | None] = relationship(back_populates="members")
@@ -257,3 +264,27 @@ class PasswordReset(db.Model):
     failures: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
 
     __table_args__ = (sa.CheckConstraint("failures >= 0", name="failures"),)
+
+
+class RecoveryCode(db.Model):
+    """A one-time code that stands in for a TOTP code (a lost phone); kept only as a keyed hash."""
+
+    __tablename__ = "recovery_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RegionSecurity(db.Model):
+    """A region's sign-in rule for its subtree: whether admins must use a second factor. A region
+    without a row inherits its nearest ancestor's (then: not required)."""
+
+    __tablename__ = "region_security"
+
+    region_id: Mapped[int] = mapped_column(sa.ForeignKey("region.id", ondelete="CASCADE"), primary_key=True)
+    admin_totp_required: Mapped[bool] = mapped_column(sa.Boolean)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))

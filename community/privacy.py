@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from sqlalchemy.orm import Session
 
-from community.models import ROLE_NAMES, LoginAttempt, User
+from community.models import ROLE_NAMES, LoginAttempt, RecoveryCode, User
 from core import audit, clock
 from core.db import db, unit_of_work
 from core.errors import Conflict, Invalid
@@ -213,9 +213,11 @@ def close(*, user: User, password: str, now: datetime) -> User:
         user.household_id = None
         user.consent_public_name = user.guardian_consent = False
         user.failed_logins, user.locked_until, user.failures_reset_at = 0, None, None
+        user.totp_secret = user.totp_pending = user.totp_enabled_at = user.totp_last_step = None
         user.closed_at = now
         session.execute(sa.delete(LoginAttempt).where(LoginAttempt.phone == phone))
         session.execute(sa.delete(Notification).where(Notification.user_id == user.id))
+        session.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
         # After the change: the entry names the pseudonym, and keeps nothing of the person.
         audit.record(
             "user.close",

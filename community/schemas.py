@@ -17,6 +17,15 @@ from core.db import utcnow
 REQUIRED = {"required": "必填"}
 
 
+class AsciiDate(fields.Date):
+    """A `YYYY-MM-DD` date in ASCII digits (no full-width digits, which `\\d` would take)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or not value.isascii():
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class RegisterSchema(BaseSchema):
     phone = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(max=20))
     name = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(min=1, max=32))
@@ -30,6 +39,12 @@ class RegisterSchema(BaseSchema):
 class TokenRequestSchema(BaseSchema):
     phone = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(max=20))
     password = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(max=128))
+    otp = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=32),
+        metadata={"description": "the 6-digit code of an authenticator app, or a recovery code"},
+    )
 
 
 def grant_scope_id(grant) -> str | int:
@@ -233,6 +248,7 @@ class AdminUserSchema(ResidentOut):
     )
     last_login_at = fields.DateTime(allow_none=True)
     created_at = fields.DateTime()
+    totp_enabled = fields.Function(lambda user: user.totp_secret is not None)
 
 
 class UserChangeSchema(BaseSchema):
@@ -252,3 +268,84 @@ class PasswordResetRequestSchema(BaseSchema):
     phone = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(max=20))
     code = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(max=16))
     password = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(max=128))
+
+
+# The second factor and the audit log (community.totp, community.auditlog) ---------------------
+
+
+class TotpStatusSchema(BaseSchema):
+    enabled = fields.Boolean()
+    enabled_at = fields.DateTime(allow_none=True)
+    pending = fields.Boolean(metadata={"description": "an enrolment begun and not yet confirmed"})
+    required = fields.Boolean(metadata={"description": "the caller is an admin whose region requires it"})
+    recovery_codes_left = fields.Integer()
+
+
+class TotpEnrolmentSchema(BaseSchema):
+    secret = fields.String(metadata={"description": "base32, to type into an authenticator app"})
+    otpauth_uri = fields.String(attribute="uri", metadata={"description": "the QR's content"})
+
+
+class TotpCodeSchema(BaseSchema):
+    code = fields.String(
+        required=True,
+        error_messages=REQUIRED,
+        validate=validate.Length(min=1, max=32),
+        metadata={"description": "a current 6-digit code (or, where a code proves who you are, a recovery code)"},
+    )
+
+
+class RecoveryCodesSchema(BaseSchema):
+    recovery_codes = fields.List(fields.String(), metadata={"description": "shown once; each works once"})
+
+
+class RegionSecuritySchema(BaseSchema):
+    region_code = fields.Function(lambda rule: rule.region.code)
+    admin_totp_required = fields.Boolean(attribute="required")
+    own = fields.Boolean(allow_none=True, metadata={"description": "the region's own setting; null: inherited"})
+    source_region_code = fields.Function(
+        lambda rule: rule.source.code if rule.source else None,
+        allow_none=True,
+        metadata={"description": "the region whose setting applies; null: the default (not required)"},
+    )
+
+
+class RegionSecurityChangeSchema(BaseSchema):
+    admin_totp_required = fields.Boolean(
+        required=True,
+        allow_none=True,
+        error_messages={**REQUIRED, "invalid": "应为 true（要求）、false（不要求）或 null（沿用上级）"},
+    )
+
+
+class AuditQuery(PageQuery):
+    actor = fields.String(validate=validate.Length(max=64), metadata={"description": "a user id, or part of a name"})
+    action = fields.String(
+        validate=validate.Length(max=64), metadata={"description": "an action, or a prefix ending in '.'"}
+    )
+    object_type = fields.String(validate=validate.Length(max=32))
+    object_id = fields.String(validate=validate.Length(max=64))
+    from_ = AsciiDate(data_key="from", error_messages={"invalid": "日期格式应为 YYYY-MM-DD"})
+    to = AsciiDate(error_messages={"invalid": "日期格式应为 YYYY-MM-DD"})
+    region_code = fields.String(validate=validate.Length(max=32))
+
+
+class AuditExportQuery(AuditQuery):
+    format = fields.String(load_default="csv", validate=validate.OneOf(["csv", "xlsx"]))
+
+
+class AuditEntrySchema(BaseSchema):
+    id = fields.Integer()
+    at = fields.DateTime()
+    actor_id = fields.Integer(allow_none=True)
+    actor_name = fields.String(allow_none=True)
+    action = fields.String()
+    action_name = fields.String()
+    object_type = fields.String()
+    object_name = fields.String()
+    object_id = fields.String(allow_none=True)
+    region_code = fields.String(allow_none=True)
+    region_name = fields.String(allow_none=True)
+    before = fields.Raw(allow_none=True)
+    after = fields.Raw(allow_none=True)
+    ip = fields.String(allow_none=True)

@@ -244,6 +244,11 @@ def grant_role(
             region_id=_region_id_of(target),
             now=now,
         )
+        if role == "admin" and user.totp_secret is None:
+            from community import totp  # the second-factor rule reads these tables
+
+            if totp.required_for(user, session=session):
+                user.token_version += 1  # signed out: they enrol at their next sign-in
     return grant
 
 

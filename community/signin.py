@@ -28,7 +28,7 @@ from community.messages import DETAILS
 from community.models import LoginAttempt, User
 from core import audit, clock, redisstore
 from core.db import db, unit_of_work
-from core.errors import NotFound, RateLimited, Unauthorized
+from core.errors import Conflict, NotFound, RateLimited, Unauthorized
 from core.security import authorize, verify_password
 
 
@@ -38,6 +38,23 @@ class BadCredentials(Unauthorized):
     def __init__(self, remaining: int) -> None:
         self.remaining_attempts = remaining
         super().__init__("bad_credentials", DETAILS["bad_credentials"].format(remaining=remaining))
+
+
+class OtpRequired(Unauthorized):
+    """The password is right and the account has a second factor: its code is needed too."""
+
+    def __init__(self, user: User, attempt_id: int | None, remaining: int) -> None:
+        self.user_id, self.token_version = user.id, user.token_version
+        self.attempt_id, self.remaining_attempts = attempt_id, remaining
+        super().__init__("otp_required")
+
+
+class BadCode(Unauthorized):
+    """A wrong, used or expired second-factor code, with the tries left before the lock."""
+
+    def __init__(self, remaining: int) -> None:
+        self.remaining_attempts = remaining
+        super().__init__("otp_invalid", DETAILS["otp_invalid"].format(remaining=remaining))
 
 
 class SignInRefused(RateLimited):
@@ -228,12 +245,14 @@ def _forget_shared(counted: signin_redis.Counted) -> None:
         shared.failed(exc)
 
 
-def authenticate(phone: str, password: str, *, ip: str, now: datetime) -> User:
+def authenticate(phone: str, password: str, *, ip: str, now: datetime, otp: str | None = None) -> User:
     """Check a phone and password under the sign-in limits; return the user or raise 401/429.
 
     The attempt is counted first (`_reserve`), the slow password check runs outside any write
     transaction so that sign-ins do not queue behind each other's hashing, and a second short
-    transaction records the outcome: a success starts the counts afresh.
+    transaction records the outcome: a success starts the counts afresh. A person with a second
+    factor also needs `otp` (a TOTP or recovery code): without it, or with a wrong one, the attempt
+    stays a failure (401 `otp_required` / `otp_invalid`), so codes cannot be guessed past the limits.
     """
     phone = (phone or "").strip()[:20]
     ip = (ip or "unknown")[:64]
@@ -241,11 +260,59 @@ def authenticate(phone: str, password: str, *, ip: str, now: datetime) -> User:
     reservation = _reserve_shared(phone, ip, now, limits) or _reserve(phone, ip, now, limits)
     # An unknown phone costs the same time as a real check (verify_password): phones stay private.
     ok = verify_password(reservation.password_hash, password or "")
+    return _finish(reservation, now, password_ok=ok, otp=otp or None, ask_otp=not otp)
+
+
+def confirm_code(
+    user_id: int,
+    code: str,
+    *,
+    ip: str,
+    now: datetime,
+    first_attempt: int | None = None,
+    token_version: int | None = None,
+) -> User:
+    """Check a second-factor code under the same limits as a password: the page's second sign-in
+    step (`first_attempt`: the password step's attempt, counted as a failure until now; void if the
+    password changed since, `token_version`), and the code a signed-in person gives to turn their
+    second factor off or renew their recovery codes."""
+    person = db.session.get(User, user_id)
+    if person is None or person.totp_secret is None:
+        raise Conflict("otp_not_enabled")
+    if token_version is not None and person.token_version != token_version:
+        raise Conflict("otp_sign_in_expired")
+    limits = Limits.from_config()
+    phone, ip = person.phone, (ip or "unknown")[:64]
+    reservation = _reserve_shared(phone, ip, now, limits) or _reserve(phone, ip, now, limits)
+    return _finish(reservation, now, password_ok=True, otp=code or "", ask_otp=False, first_attempt=first_attempt)
+
+
+def _finish(
+    reservation: _Reservation,
+    now: datetime,
+    *,
+    password_ok: bool,
+    otp: str | None,
+    ask_otp: bool,
+    first_attempt: int | None = None,
+) -> User:
+    """Record an attempt's outcome (a success starts the counts afresh), then refuse or return."""
+    from community import totp
+
+    needs_code = False
     with unit_of_work() as session:
         user = session.get(User, reservation.user_id) if reservation.user_id is not None else None
-        if ok and reservation.counted is None:
-            session.execute(sa.update(LoginAttempt).where(LoginAttempt.id == reservation.attempt_id).values(ok=True))
+        ok = password_ok and user is not None
+        if ok and user.totp_secret is not None:
+            needs_code = True
+            ok = otp is not None and totp.check(session, user, otp, now) is not None
         if ok:
+            # Attempts counted in the database turn into successes; one counted in Redis is
+            # forgotten there after the commit (and the row's reset below overrides its counts).
+            attempts = [reservation.attempt_id] if reservation.counted is None else []
+            attempts += [first_attempt] if first_attempt else []
+            if attempts:
+                session.execute(sa.update(LoginAttempt).where(LoginAttempt.id.in_(attempts)).values(ok=True))
             session.execute(
                 sa.update(User)
                 .where(User.id == user.id)
@@ -288,6 +355,13 @@ def authenticate(phone: str, password: str, *, ip: str, now: datetime) -> User:
         raise SignInRefused("account_locked", reservation.locked_until, now=now)
     if reservation.throttled_until is not None:
         raise SignInRefused("login_throttled", reservation.throttled_until, now=now)
+    if needs_code and ask_otp:
+        # The page's code step marks the password step's attempt a success: only one counted in
+        # the database has an id to mark (Redis forgets by the row's reset instead).
+        first = reservation.attempt_id if reservation.counted is None else None
+        raise OtpRequired(user, first, reservation.remaining)
+    if needs_code:
+        raise BadCode(reservation.remaining)
     raise BadCredentials(reservation.remaining)
 
 

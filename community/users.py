@@ -30,7 +30,7 @@ from core.security import authorize, covers, hash_password, keyed_digest, passwo
 RESET_DIGITS = 8
 
 
-def _manageable(session, actor: User, user_id: int) -> User:
+def manageable(session, actor: User, user_id: int) -> User:
     """The person, locked, if `actor` may administer their account (else 403/404)."""
     authorize(actor, "admin")
     user = session.get(User, user_id, with_for_update=True, populate_existing=True)
@@ -58,7 +58,7 @@ def set_active(*, actor: User, user_id: int, active: bool, now: datetime) -> Use
     """Deactivate (every token, session and personal code of the person stops working at once) or
     reactivate an account. Setting what already holds changes nothing."""
     with unit_of_work() as session:
-        user = _manageable(session, actor, user_id)
+        user = manageable(session, actor, user_id)
         if user.active == active:
             return user
         before = accounts.snapshot(user)
@@ -98,7 +98,7 @@ def issue_password_reset(*, actor: User, user_id: int, now: datetime) -> IssuedC
     wrong tries void it."""
     hours = current_app.config["PASSWORD_RESET_HOURS"]
     with unit_of_work() as session:
-        user = _manageable(session, actor, user_id)
+        user = manageable(session, actor, user_id)
         if not user.active:
             raise Conflict("account_disabled", DETAILS["reset_disabled_account"])
         _end_open_codes(session, user.id, now)

@@ -13,7 +13,17 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, stream_with_context, url_for
+from flask import (
+    Blueprint,
+    Response,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    stream_with_context,
+    url_for,
+)
 from flask_login import current_user, login_required, login_user, logout_user
 
 from community import accounts, imports, queries, services, signin
@@ -98,15 +108,25 @@ def login():
     headers: dict[str, str] = {}
     if request.method == "POST":
         form = request.form.to_dict()
+        now = utcnow()
         try:
             user = signin.authenticate(
-                form.get("phone", ""), form.get("password", ""), ip=request.remote_addr or "", now=utcnow()
+                form.get("phone", ""), form.get("password", ""), ip=request.remote_addr or "", now=now
             )
+        except signin.OtpRequired as asked:
+            # The password was right: the code comes next, on its own page (nothing signed in yet).
+            session[PENDING] = {
+                "uid": asked.user_id,
+                "v": asked.token_version,
+                "attempt": asked.attempt_id,
+                "at": now.timestamp(),
+                "next": request.args.get("next"),
+            }
+            return redirect(url_for("security_pages.login_code"))
         except (Unauthorized, RateLimited) as exc:
             refusal, headers = exc, exc.headers
         else:
-            login_user(user)
-            return redirect(_safe_next(request.args.get("next")))
+            return complete_sign_in(user, request.args.get("next"))
     page = render_template(
         "community/login.html",
         form=form,
@@ -117,8 +137,28 @@ def login():
     return page, (refusal.status if refusal else 200), headers
 
 
+PENDING = "otp_login"  # the session key of a sign-in waiting for its second factor
+ENROL = "otp_enrol"  # set while a signed-in admin must enrol before anything else
+
+
+def complete_sign_in(user: Any, next_target: str | None) -> Response:
+    """Sign `user` in; an admin whose region requires a second factor they lack goes to enrol."""
+    from community import totp
+
+    session.pop(PENDING, None)
+    login_user(user)
+    if user.totp_secret is None and totp.required_for(user):
+        session[ENROL] = True
+        flash("您所在地区要求管理员使用两步验证，请先完成绑定", "info")
+        return redirect(url_for("security_pages.my_security"))
+    session.pop(ENROL, None)
+    return redirect(_safe_next(next_target))
+
+
 @bp.post("/logout")
 def logout():
+    session.pop(PENDING, None)
+    session.pop(ENROL, None)
     logout_user()
     flash("您已安全退出", "info")
     return redirect(url_for("community.login"))

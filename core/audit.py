@@ -32,7 +32,11 @@ class AuditEntry(db.Model):
     after: Mapped[dict | None] = mapped_column(sa.JSON)
     ip: Mapped[str | None] = mapped_column(sa.String(64))
 
-    __table_args__ = (sa.Index("ix_audit_log_object", "object_type", "object_id"),)
+    __table_args__ = (
+        sa.Index("ix_audit_log_object", "object_type", "object_id"),
+        # The audit-log page: one region's entries newest first, and a region's entries of some days.
+        sa.Index("ix_audit_log_region_at", "region_id", "at", "id"),
+    )
 
 
 def _plain(value: Any) -> Any:
