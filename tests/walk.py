@@ -133,6 +133,8 @@ ARGUMENTS: dict[str, Callable[[World], Any]] = {
 }
 BY_ENDPOINT: dict[str, dict[str, Callable[[World], Any]]] = {
     "api.community_get_region": {"code": lambda w: "430101"},
+    "api.community_region_security": {"code": lambda w: "430101"},
+    "api.community_set_region_security": {"code": lambda w: "430101"},
     "api.points_change_deed_type": {"code": lambda w: "haorenhaoshi"},
     "points.deed_photo": {"deed_id": photo_deed},
     "points.object_to": {"deed_id": lambda w: w.extra["on_notice"]},  # the walk voids the other one
