@@ -124,7 +124,7 @@ class RouteSpec:
     paged: bool
     summary: str
     tag: str
-    content_type: str | None = None
+    content_type: str | tuple[str, ...] | None = None
     errors: tuple[int, ...] = ()
     also: dict[int, type[Schema]] = field(default_factory=dict)
     idempotent: bool = False
@@ -161,7 +161,7 @@ class Routes:
         paged: bool = False,
         summary: str = "",
         tag: str = "",
-        content_type: str | None = None,
+        content_type: str | tuple[str, ...] | None = None,
         errors: tuple[int, ...] = (),
         also: dict[int, type[Schema]] | None = None,
         idempotent: bool = False,
@@ -458,7 +458,8 @@ def openapi_document(routes: Iterable[RouteSpec], title: str, version: str) -> d
             operation["requestBody"] = {"required": True, "content": content}
         ok: dict[str, Any] = {"description": "OK"}
         if route.content_type:
-            ok["content"] = {route.content_type: {"schema": {"type": "string", "format": "binary"}}}
+            kinds = (route.content_type,) if isinstance(route.content_type, str) else route.content_type
+            ok["content"] = {kind: {"schema": {"type": "string", "format": "binary"}} for kind in kinds}
         elif route.response is not None:
             schema: Any = _page_schema(route.response) if route.paged else route.response
             body_schema: Any = {"type": "array", "items": schema} if route.many else schema

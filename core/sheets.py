@@ -122,7 +122,11 @@ def _read_csv(stream: IO[bytes]) -> Sheet:
     text = io.TextIOWrapper(stream, encoding=encoding, newline="")
     # Excel writes commas; a sheet saved by other programs as "CSV" sometimes holds tabs or
     # semicolons: the header line tells which.
-    first_line = text.readline()
+    try:
+        first_line = text.readline()
+    except UnicodeDecodeError as exc:  # neither UTF-8 nor GBK: not a spreadsheet at all
+        text.detach()
+        raise UnreadableFile() from exc
     text.seek(0)
     delimiter = next((d for d in ",\t;" if d in first_line), ",")
     reader = csv.reader(text, csv.excel, delimiter=delimiter)

@@ -116,7 +116,13 @@ for _kind in rankings.KINDS:
     _ranking(_kind)
 
 
-@api.route("/stats/export", query=ExportQuery, content_type="text/csv", errors=ERRORS, tag="stats")
+@api.route(
+    "/stats/export",
+    query=ExportQuery,
+    content_type=("text/csv", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+    errors=ERRORS,
+    tag="stats",
+)
 def export_table(user, query):
     """Any statistics table as a file: `?table=summary|by-region|...&format=csv|xlsx` (CSV is UTF-8
     with a byte-order mark; both have Chinese headers)."""

@@ -90,3 +90,8 @@ def test_a_large_adjustment_answers_a_documented_202(client, app):
         headers={**f.bearer(world.users["admin"]), "Idempotency-Key": "fuzz-202"},
     )
     assert answer.status_code == 202 and answer.get_json()["status"] == "pending"
+
+
+def test_the_statistics_export_documents_both_of_its_file_types(client):
+    content = _document(client)["paths"]["/api/v1/stats/export"]["get"]["responses"]["200"]["content"]
+    assert set(content) == {"text/csv", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}

@@ -433,3 +433,9 @@ def test_a_province_admin_imports_cities_below_the_province(client, app):
         "city",
         "county",
     ]
+
+
+def test_a_file_that_is_neither_utf8_nor_gbk_is_a_422_not_a_500(client, county):
+    # found by bench/fuzz_api.py: a first line GBK cannot decode escaped as UnicodeDecodeError
+    response = post(client, county["admin"], "regions", b"\xfa\xff\xfe,abc\n")
+    assert response.status_code == 422 and response.mimetype == "application/problem+json"
