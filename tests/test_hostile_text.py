@@ -27,7 +27,7 @@ ATTACKS = (
     "<img src=x onerror=alert(1)>",
     "</textarea><b>粗</b>&amp;",
 )
-IDENTIFIERS = {"code", "region_code", "parent_code", "deed_type", "token", "password", "phone", "id_number"}
+IDENTIFIERS = {"code", "region_code", "parent_code", "deed_type", "token", "password", "phone", "id_number", "otp"}
 _serial = itertools.count(1)
 
 
