@@ -10,20 +10,11 @@ from community import pii
 from community.importers import KINDS
 from community.models import LEVEL_RANK, ROLES, SCOPE_TYPES
 from community.services import scope_label
-from core.api import BaseSchema, PageQuery
+from core.api import AsciiDate, BaseSchema, PageQuery
 from core.bounds import ID
 from core.db import utcnow
 
 REQUIRED = {"required": "必填"}
-
-
-class AsciiDate(fields.Date):
-    """A `YYYY-MM-DD` date in ASCII digits (no full-width digits, which `\\d` would take)."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if not isinstance(value, str) or not value.isascii():
-            raise self.make_error("invalid")
-        return super()._deserialize(value, attr, data, **kwargs)
 
 
 class RegisterSchema(BaseSchema):

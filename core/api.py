@@ -68,6 +68,15 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
+class AsciiDate(fields.Date):
+    """A `YYYY-MM-DD` date in ASCII digits (no full-width "２０２６", which `\\d` would take)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or not value.isascii():
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class PageQuery(BaseSchema):
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=INT_MAX))
     per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=INT_MAX))

@@ -72,10 +72,6 @@ def take_mark(session: Session) -> int:
 
 def heads(session: Session, mark: int) -> Iterator[tuple[int, int, str]]:
     """(user id, entries, head hash) of every archive as of `mark`, in user-id order, in batches."""
-    if is_postgresql(session):
-        # The batch query runs a hundred times for a city: plan each for its own range of residents,
-        # not once generically (the driver prepares a statement run five times).
-        session.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
     after = 0
     while True:
         last = (

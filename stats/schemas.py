@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import fields, validate, validates_schema
 from marshmallow.exceptions import ValidationError
 
-from core.api import BaseSchema
+from core.api import AsciiDate, BaseSchema
 from stats.queries import FIELDS
 
 MAX_DAYS = 3660  # ten years: the longest period a table is asked for
@@ -25,15 +25,6 @@ TABLES = (
 
 
 DATE_TEXT = "日期格式应为 YYYY-MM-DD"
-
-
-class AsciiDate(fields.Date):
-    """A `YYYY-MM-DD` date in ASCII digits (no full-width "２０２６", which `\\d` would take)."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if not isinstance(value, str) or not value.isascii():
-            raise self.make_error("invalid")
-        return super()._deserialize(value, attr, data, **kwargs)
 
 
 class PeriodQuery(BaseSchema):
